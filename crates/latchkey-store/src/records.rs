@@ -231,6 +231,11 @@ pub struct NextRefreshToken {
 
 /// The outcome of [`crate::GrantStore::rotate_refresh`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per token request, moved once; boxing would cost an allocation and \
+              change the API every backend matches on"
+)]
 pub enum Rotation {
     /// The old token is now used; this is the new one.
     Rotated(RefreshGrant),
