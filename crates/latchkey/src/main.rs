@@ -1,4 +1,9 @@
-//! The `latchkey` binary: command-line parsing and wiring (being written).
+//! The `latchkey` binary: command-line parsing and wiring. The only crate
+//! that reads arguments or the environment and chooses a storage backend
+//! (`store.rs`).
+
+mod migrate;
+mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -14,10 +19,14 @@ struct Cli {
 enum Command {
     /// Run the authorization server.
     Serve,
+    /// Apply the database schema migrations and exit.
+    Migrate(migrate::MigrateArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve => anyhow::bail!("`latchkey serve` is not ready yet"),
+        Command::Migrate(args) => migrate::run(&args).await,
     }
 }
