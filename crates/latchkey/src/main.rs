@@ -1,8 +1,20 @@
 //! The `latchkey` binary: command-line parsing and wiring. The only crate
-//! that reads arguments or the environment and chooses a storage backend
+//! that reads arguments or the environment (`config.rs`), installs a
+//! tracing subscriber (`logging.rs`) and chooses a storage backend
 //! (`store.rs`).
+//!
+//! Commands: `serve` (the authorization server), `migrate`, `client
+//! add|list|show|remove`, `keys list|rotate`. Every setting is a flag, a
+//! `LATCHKEY_*` environment variable and a key of the optional TOML config
+//! file, with precedence flag > environment > file > default.
 
+mod client;
+mod config;
+mod keys;
+mod logging;
 mod migrate;
+mod secret;
+mod serve;
 mod store;
 
 use clap::{Parser, Subcommand};
@@ -18,15 +30,34 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the authorization server.
-    Serve,
+    Serve(Box<serve::ServeArgs>),
     /// Apply the database schema migrations and exit.
     Migrate(migrate::MigrateArgs),
+    /// Manage clients: add, list, show, remove.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Manage token-signing keys: list, rotate.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve => anyhow::bail!("`latchkey serve` is not ready yet"),
+        Command::Serve(args) => serve::run(&args).await,
         Command::Migrate(args) => migrate::run(&args).await,
+        Command::Client(command) => client::run(&command).await,
+        Command::Keys(command) => keys::run(&command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -22,10 +22,6 @@ use latchkey_store::Store;
 use latchkey_store::memory::MemoryStore;
 use latchkey_store_diesel::{PgStore, PoolOptions, SqliteStore};
 
-/// The database URL `latchkey` uses when none is given: an SQLite file
-/// under the working directory.
-pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://./latchkey-data/latchkey.db";
-
 /// What the accepted URL forms are, for error messages.
 const ACCEPTED_FORMS: &str = "memory:, sqlite://<path> (e.g. sqlite:///var/lib/latchkey/latchkey.db) or \
      postgres://user[:password]@host[:port]/database (postgresql:// too)";
@@ -114,13 +110,6 @@ pub(crate) struct StoreOptions {
 }
 
 /// Opens the store `url` names (see the module docs).
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "`latchkey serve` opens its store with this; it is wired next"
-    )
-)]
 pub(crate) async fn open_store(
     url: &str,
     options: &StoreOptions,
@@ -153,6 +142,17 @@ pub(crate) async fn open_store(
             Arc::new(store)
         }
     })
+}
+
+/// Creates the data directory (and its parents) if missing, readable by
+/// its owner only: it holds the server secret and the SQLite database.
+pub(crate) fn create_data_dir(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create the data directory {}", path.display()))
 }
 
 /// Applies the pending migrations of the database `url` names and returns

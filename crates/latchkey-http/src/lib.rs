@@ -1,0 +1,238 @@
+//! Latchkey's HTTP layer: the axum router in front of
+//! `latchkey_service::Service`.
+//!
+//! Routes (`{base}` is the issuer's path without a trailing slash, empty
+//! for an issuer without a path):
+//!
+//! | Method | Path | What |
+//! |---|---|---|
+//! | GET | `/.well-known/oauth-authorization-server{issuer path}` | RFC 8414 metadata |
+//! | GET | `{base}/jwks.json` | the JWK Set |
+//! | POST | `{base}/register` | RFC 7591 registration |
+//! | POST | `{base}/token` | token endpoint |
+//! | POST | `{base}/revoke` | RFC 7009 revocation |
+//! | POST | `{base}/introspect` | RFC 7662 introspection |
+//! | GET | `/healthz`, `/readyz` | liveness, readiness |
+//!
+//! Invariants:
+//! - this crate alone knows status codes and response shapes; every error
+//!   goes through `error.rs`;
+//! - metadata is served at the path computed from the issuer by RFC 8414
+//!   §3.1 insertion, and nowhere else: an issuer with a path has no
+//!   document at the plain well-known path (404), because a client that
+//!   finds one there would see an `issuer` that differs from the URL it
+//!   derived it from;
+//! - CORS (any origin, no credentials) covers every route except
+//!   introspection, which browsers have no business calling; unknown paths
+//!   get CORS too, so that a browser-based client probing discovery URLs
+//!   sees a 404 and not a network error;
+//! - one log line per request: method, matched route, status and latency,
+//!   never the query string, a header or the body.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod extract;
+
+mod discovery;
+mod oauth;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use latchkey_protocol::metadata::{AUTHORIZATION_SERVER_SUFFIX, well_known_path};
+use latchkey_service::Service;
+use latchkey_service::metadata::{
+    INTROSPECTION_PATH, JWKS_PATH, REGISTRATION_PATH, REVOCATION_PATH, TOKEN_PATH,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The default request body limit: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// The largest request body accepted, in bytes (413 beyond).
+    pub body_limit: usize,
+    /// Whether to take the client address for rate limits from the last
+    /// `X-Forwarded-For` entry instead of the socket. Only safe behind a
+    /// proxy that sets that header: otherwise any client can claim any
+    /// address and escape the registration rate limit.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            body_limit: DEFAULT_BODY_LIMIT,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The flows.
+    pub service: Service,
+    /// HTTP settings.
+    pub config: Arc<HttpConfig>,
+}
+
+impl AppState {
+    /// State for `service` with `config`.
+    pub fn new(service: Service, config: HttpConfig) -> AppState {
+        AppState {
+            service,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The paths the router serves for an issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// The RFC 8414 metadata document.
+    pub metadata: String,
+    /// The JWK Set.
+    pub jwks: String,
+    /// Registration.
+    pub register: String,
+    /// Token endpoint.
+    pub token: String,
+    /// Revocation.
+    pub revoke: String,
+    /// Introspection.
+    pub introspect: String,
+}
+
+impl Paths {
+    /// The paths for `issuer` (which the service configuration has
+    /// validated).
+    pub fn for_issuer(issuer: &str) -> Paths {
+        let metadata = well_known_path(issuer, AUTHORIZATION_SERVER_SUFFIX)
+            .unwrap_or_else(|_| format!("/.well-known/{AUTHORIZATION_SERVER_SUFFIX}"));
+        let prefix = format!("/.well-known/{AUTHORIZATION_SERVER_SUFFIX}");
+        let base = metadata
+            .strip_prefix(&prefix)
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_owned();
+        let under = |path: &str| format!("{base}{path}");
+        Paths {
+            jwks: under(JWKS_PATH),
+            register: under(REGISTRATION_PATH),
+            token: under(TOKEN_PATH),
+            revoke: under(REVOCATION_PATH),
+            introspect: under(INTROSPECTION_PATH),
+            metadata,
+        }
+    }
+}
+
+/// The CORS policy for browser-based MCP clients: any origin, no
+/// credentials, the headers they send.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The router for `state`.
+pub fn router(state: AppState) -> Router {
+    let paths = Paths::for_issuer(&state.service.config().issuer);
+    let public = Router::new()
+        .route(&paths.metadata, get(discovery::metadata))
+        .route(&paths.jwks, get(discovery::jwks))
+        .route(&paths.register, post(discovery::register))
+        .route(&paths.token, post(oauth::token))
+        .route(&paths.revoke, post(oauth::revoke))
+        .route("/healthz", get(discovery::healthz))
+        .route("/readyz", get(discovery::readyz))
+        .fallback(discovery::not_found)
+        .layer(cors());
+    Router::new()
+        .route(&paths.introspect, post(oauth::introspect))
+        .merge(public)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Logs one line per request: method, matched route, status, latency.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let latency = started.elapsed();
+    tracing::info!(
+        method = %method,
+        route = route.as_deref().unwrap_or("(unmatched)"),
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops
+/// accepting connections and waits for the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_issuer_path() {
+        let plain = Paths::for_issuer("https://auth.example.com");
+        assert_eq!(plain.metadata, "/.well-known/oauth-authorization-server");
+        assert_eq!(plain.token, "/token");
+        assert_eq!(plain.jwks, "/jwks.json");
+        let slash = Paths::for_issuer("http://127.0.0.1:8080/");
+        assert_eq!(slash, plain);
+        let tenant = Paths::for_issuer("https://auth.example.com/tenant1");
+        assert_eq!(
+            tenant.metadata,
+            "/.well-known/oauth-authorization-server/tenant1"
+        );
+        assert_eq!(tenant.register, "/tenant1/register");
+        assert_eq!(tenant.introspect, "/tenant1/introspect");
+        let trailing = Paths::for_issuer("https://auth.example.com/a/b/");
+        assert_eq!(
+            trailing.metadata,
+            "/.well-known/oauth-authorization-server/a/b/"
+        );
+        assert_eq!(trailing.revoke, "/a/b/revoke");
+    }
+}

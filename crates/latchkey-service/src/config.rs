@@ -1,0 +1,629 @@
+//! The service's configuration: issuer, lifetimes, the protected resources
+//! it issues tokens for, registration policy, signing algorithm and cache
+//! settings.
+//!
+//! The binary builds a [`ServiceConfig`] from flags, environment and the
+//! config file; [`ServiceConfig::validate`] refuses anything the flows
+//! could not honour, with a message naming the setting, before the service
+//! starts. Secrets in the configuration (initial access token,
+//! introspection secret) are [`SecretString`]s, so `Debug` on a config is
+//! safe to log.
+
+use std::fmt;
+use std::time::Duration;
+
+use latchkey_protocol::metadata::validate_issuer;
+use latchkey_protocol::resource::ResourceUri;
+use latchkey_protocol::scope::{Scope, ScopeSet};
+use latchkey_protocol::secret::SecretString;
+
+/// The scope that asks for a refresh token (OIDC Core §11). Latchkey lists
+/// it in `scopes_supported` and always permits it: MCP clients add it to
+/// authorization requests when the server advertises it (SEP-2207).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// The shortest initial access token or introspection secret accepted.
+pub const MIN_SHARED_SECRET_LEN: usize = 16;
+
+/// The longest an authorization code may live: RFC 6749 §4.1.2 recommends
+/// at most ten minutes.
+pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Why a configuration was refused. Each message names the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The issuer is not an https URL (or http on loopback) without query
+    /// and fragment.
+    #[error(
+        "the issuer {issuer:?} is not valid: {reason} (use https://host[/path], or http:// on 127.0.0.1, [::1] or localhost for development)"
+    )]
+    Issuer {
+        /// The issuer as given.
+        issuer: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A lifetime is zero, too long, or inconsistent with another.
+    #[error("{0}")]
+    Lifetime(String),
+    /// A `--resource` value is not `URL[=scope,scope…]` with a valid URL and
+    /// scopes.
+    #[error("the resource {spec:?} is not valid: {reason}")]
+    Resource {
+        /// The value as given.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The same resource configured twice.
+    #[error("the resource {0} is configured twice")]
+    DuplicateResource(String),
+    /// An unknown signing algorithm.
+    #[error("unknown signing algorithm {0:?}: use ES256, RS256 or EdDSA")]
+    SigningAlgorithm(String),
+    /// An unknown registration policy, or `token` without a token.
+    #[error("{0}")]
+    Registration(String),
+    /// A shared secret that is too short.
+    #[error("the {0} must be at least {MIN_SHARED_SECRET_LEN} characters long")]
+    ShortSecret(&'static str),
+    /// Any other out-of-range setting.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How long things live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Access tokens (JWTs): default 15 minutes.
+    pub access_token: Duration,
+    /// Authorization codes: default 60 seconds.
+    pub authorization_code: Duration,
+    /// A refresh token unless rotated first: default 30 days.
+    pub refresh_idle: Duration,
+    /// A refresh-token family however often it is rotated: default 90 days.
+    pub refresh_absolute: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Lifetimes {
+        Lifetimes {
+            access_token: Duration::from_secs(15 * 60),
+            authorization_code: Duration::from_secs(60),
+            refresh_idle: Duration::from_secs(30 * 24 * 3600),
+            refresh_absolute: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+/// The algorithm new signing keys use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SigningAlgorithm {
+    /// ECDSA P-256 with SHA-256: small, fast, the default.
+    #[default]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit keys: for verifiers that
+    /// only know RSA.
+    Rs256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    /// Every algorithm.
+    pub const ALL: [SigningAlgorithm; 3] = [
+        SigningAlgorithm::Es256,
+        SigningAlgorithm::Rs256,
+        SigningAlgorithm::EdDsa,
+    ];
+
+    /// The JOSE name (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::Es256 => "ES256",
+            SigningAlgorithm::Rs256 => "RS256",
+            SigningAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Parses a JOSE name, case-insensitively (`es256` is accepted on the
+    /// command line).
+    pub fn parse(name: &str) -> Result<SigningAlgorithm, ConfigError> {
+        SigningAlgorithm::ALL
+            .into_iter()
+            .find(|algorithm| algorithm.as_str().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| ConfigError::SigningAlgorithm(name.to_owned()))
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who may use dynamic client registration (RFC 7591).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RegistrationPolicy {
+    /// Anyone (the MCP default: clients register themselves). Rate-limited
+    /// per client address.
+    #[default]
+    Open,
+    /// Only callers presenting this initial access token as a Bearer token
+    /// (RFC 7591 §3).
+    Token(SecretString),
+    /// Nobody: clients are created by an operator (`latchkey client add`).
+    /// The registration endpoint is not advertised and answers 403.
+    Closed,
+}
+
+impl RegistrationPolicy {
+    /// The policy's name: `open`, `token` or `closed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RegistrationPolicy::Open => "open",
+            RegistrationPolicy::Token(_) => "token",
+            RegistrationPolicy::Closed => "closed",
+        }
+    }
+
+    /// Builds a policy from its name and the initial access token (needed
+    /// for `token`, refused otherwise so that a forgotten setting is noticed).
+    pub fn from_name(
+        name: &str,
+        initial_access_token: Option<SecretString>,
+    ) -> Result<RegistrationPolicy, ConfigError> {
+        match (
+            name.trim().to_ascii_lowercase().as_str(),
+            initial_access_token,
+        ) {
+            ("open", None) => Ok(RegistrationPolicy::Open),
+            ("closed", None) => Ok(RegistrationPolicy::Closed),
+            ("token", Some(token)) => Ok(RegistrationPolicy::Token(token)),
+            ("token", None) => Err(ConfigError::Registration(
+                "registration policy `token` needs an initial access token \
+                 (--initial-access-token or LATCHKEY_INITIAL_ACCESS_TOKEN)"
+                    .to_owned(),
+            )),
+            ("open" | "closed", Some(_)) => Err(ConfigError::Registration(
+                "an initial access token is set but the registration policy is not `token`"
+                    .to_owned(),
+            )),
+            (other, _) => Err(ConfigError::Registration(format!(
+                "unknown registration policy {other:?}: use open, token or closed"
+            ))),
+        }
+    }
+}
+
+/// A sliding-window rate limit: at most `max` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    /// Events allowed per window.
+    pub max: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+/// A protected resource (an MCP server) this server issues tokens for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredResource {
+    /// The canonical resource URI: the `aud` of its tokens.
+    pub uri: ResourceUri,
+    /// The scopes clients may request for it. Empty means tokens for it
+    /// carry no scope (nothing is granted that was not configured).
+    pub scopes: ScopeSet,
+    /// A display name, for the consent page and the start-up summary.
+    pub name: Option<String>,
+}
+
+impl ConfiguredResource {
+    /// Parses a command-line resource: `URL` or `URL=scope1,scope2`. The
+    /// URL ends at the first `=`; a resource URL that contains `=` (in its
+    /// query) must be configured in the config file instead.
+    ///
+    /// ```
+    /// use latchkey_service::config::ConfiguredResource;
+    ///
+    /// let resource = ConfiguredResource::parse_spec("https://MCP.example.com/mcp=tools,files:read").unwrap();
+    /// assert_eq!(resource.uri.as_str(), "https://mcp.example.com/mcp");
+    /// assert_eq!(resource.scopes.to_string(), "tools files:read");
+    /// assert!(ConfiguredResource::parse_spec("https://mcp.example.com/mcp").unwrap().scopes.is_empty());
+    /// ```
+    pub fn parse_spec(spec: &str) -> Result<ConfiguredResource, ConfigError> {
+        let trimmed = spec.trim();
+        let (url, scopes) = match trimmed.split_once('=') {
+            Some((url, scopes)) => (url, scopes),
+            None => (trimmed, ""),
+        };
+        let scopes: Vec<&str> = scopes
+            .split(',')
+            .map(str::trim)
+            .filter(|scope| !scope.is_empty())
+            .collect();
+        ConfiguredResource::new(url, &scopes, None).map_err(|reason| ConfigError::Resource {
+            spec: spec.to_owned(),
+            reason,
+        })
+    }
+
+    /// Builds a resource from its URL, scopes and name (the config file's
+    /// `[[resource]]` table). The error is the reason, to be wrapped.
+    pub fn new(
+        url: &str,
+        scopes: &[&str],
+        name: Option<String>,
+    ) -> Result<ConfiguredResource, String> {
+        let uri = ResourceUri::parse(url.trim()).map_err(|error| error.to_string())?;
+        let mut set = ScopeSet::new();
+        for scope in scopes {
+            let parsed =
+                Scope::parse(scope).map_err(|error| format!("scope {scope:?}: {error}"))?;
+            set.insert(parsed).map_err(|error| error.to_string())?;
+        }
+        Ok(ConfiguredResource {
+            uri,
+            scopes: set,
+            name: name.filter(|name| !name.trim().is_empty()),
+        })
+    }
+}
+
+/// The resources this server issues tokens for, in configuration order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceRegistry {
+    resources: Vec<ConfiguredResource>,
+}
+
+impl ResourceRegistry {
+    /// A registry; the same canonical resource twice is an error.
+    pub fn new(
+        resources: impl IntoIterator<Item = ConfiguredResource>,
+    ) -> Result<ResourceRegistry, ConfigError> {
+        let mut registry = ResourceRegistry::default();
+        for resource in resources {
+            if registry.get(&resource.uri).is_some() {
+                return Err(ConfigError::DuplicateResource(
+                    resource.uri.as_str().to_owned(),
+                ));
+            }
+            registry.resources.push(resource);
+        }
+        Ok(registry)
+    }
+
+    /// The configured resource equal (canonically) to `uri`.
+    pub fn get(&self, uri: &ResourceUri) -> Option<&ConfiguredResource> {
+        self.resources.iter().find(|resource| resource.uri == *uri)
+    }
+
+    /// The configured resource whose canonical URI is `canonical` (as
+    /// stored with a grant).
+    pub fn get_canonical(&self, canonical: &str) -> Option<&ConfiguredResource> {
+        self.resources
+            .iter()
+            .find(|resource| resource.uri.as_str() == canonical)
+    }
+
+    /// The only resource, when exactly one is configured.
+    pub fn only(&self) -> Option<&ConfiguredResource> {
+        match self.resources.as_slice() {
+            [single] => Some(single),
+            _ => None,
+        }
+    }
+
+    /// The resources in configuration order.
+    pub fn iter(&self) -> std::slice::Iter<'_, ConfiguredResource> {
+        self.resources.iter()
+    }
+
+    /// How many resources are configured.
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// Every scope of every resource, in order, then `offline_access`: the
+    /// `scopes_supported` of the server metadata.
+    pub fn scopes_supported(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = Vec::new();
+        for resource in &self.resources {
+            for scope in &resource.scopes {
+                if !scopes.iter().any(|known| known == scope.as_str()) {
+                    scopes.push(scope.as_str().to_owned());
+                }
+            }
+        }
+        if !scopes.iter().any(|known| known == OFFLINE_ACCESS) {
+            scopes.push(OFFLINE_ACCESS.to_owned());
+        }
+        scopes
+    }
+}
+
+/// Everything the service needs to know.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The issuer identifier, used byte-for-byte in metadata, tokens and
+    /// `iss` parameters (clients compare it without normalising).
+    pub issuer: String,
+    /// Token and code lifetimes.
+    pub lifetimes: Lifetimes,
+    /// The protected resources tokens are issued for.
+    pub resources: ResourceRegistry,
+    /// Whether requests must name a `resource` (the MCP profile; default
+    /// on). When off, a request without one gets the only configured
+    /// resource, and fails if there are several.
+    pub require_resource: bool,
+    /// Who may register clients dynamically.
+    pub registration: RegistrationPolicy,
+    /// The per-address limit on dynamic registrations; `None` disables it.
+    pub registration_rate_limit: Option<RateLimitSettings>,
+    /// The algorithm of newly generated signing keys.
+    pub signing_algorithm: SigningAlgorithm,
+    /// A shared secret that lets its holder introspect any token
+    /// (`Authorization: Bearer <secret>`), for resource servers that have
+    /// no client of their own.
+    pub introspection_secret: Option<SecretString>,
+    /// How long a client record is served from memory before it is read
+    /// again (default 30 s; zero disables the cache). A client removed on
+    /// another instance keeps working here for at most this long.
+    pub client_cache_ttl: Duration,
+    /// How often every instance reloads the signing keys from the store
+    /// (default 60 s). Retired keys stay published this much longer than
+    /// the access-token lifetime, to cover instances that have not
+    /// reloaded yet.
+    pub key_reload_interval: Duration,
+}
+
+impl ServiceConfig {
+    /// A configuration with every default and no resources.
+    pub fn new(issuer: impl Into<String>) -> ServiceConfig {
+        ServiceConfig {
+            issuer: issuer.into(),
+            lifetimes: Lifetimes::default(),
+            resources: ResourceRegistry::default(),
+            require_resource: true,
+            registration: RegistrationPolicy::Open,
+            registration_rate_limit: Some(RateLimitSettings {
+                max: 20,
+                window: Duration::from_secs(3600),
+            }),
+            signing_algorithm: SigningAlgorithm::Es256,
+            introspection_secret: None,
+            client_cache_ttl: Duration::from_secs(30),
+            key_reload_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// Checks every setting; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_issuer(&self.issuer).map_err(|error| ConfigError::Issuer {
+            issuer: self.issuer.clone(),
+            reason: error.to_string(),
+        })?;
+        let lifetimes = &self.lifetimes;
+        let at_least_a_second = [
+            ("access token lifetime", lifetimes.access_token),
+            ("authorization code lifetime", lifetimes.authorization_code),
+            ("refresh token idle lifetime", lifetimes.refresh_idle),
+            (
+                "refresh token absolute lifetime",
+                lifetimes.refresh_absolute,
+            ),
+            ("key reload interval", self.key_reload_interval),
+        ];
+        for (name, value) in at_least_a_second {
+            if value < Duration::from_secs(1) {
+                return Err(ConfigError::Lifetime(format!(
+                    "the {name} must be at least one second"
+                )));
+            }
+        }
+        if lifetimes.authorization_code > MAX_CODE_LIFETIME {
+            return Err(ConfigError::Lifetime(
+                "the authorization code lifetime must be at most 10 minutes (RFC 6749 section 4.1.2)"
+                    .to_owned(),
+            ));
+        }
+        if lifetimes.refresh_idle > lifetimes.refresh_absolute {
+            return Err(ConfigError::Lifetime(
+                "the refresh token idle lifetime must not exceed its absolute lifetime".to_owned(),
+            ));
+        }
+        if let RegistrationPolicy::Token(token) = &self.registration
+            && token.expose().len() < MIN_SHARED_SECRET_LEN
+        {
+            return Err(ConfigError::ShortSecret("initial access token"));
+        }
+        if let Some(secret) = &self.introspection_secret
+            && secret.expose().len() < MIN_SHARED_SECRET_LEN
+        {
+            return Err(ConfigError::ShortSecret("introspection secret"));
+        }
+        if let Some(limit) = &self.registration_rate_limit
+            && (limit.max == 0 || limit.window < Duration::from_secs(1))
+        {
+            return Err(ConfigError::Invalid(
+                "the registration rate limit needs at least one registration per window of at least one second"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The issuer without a trailing slash: the base endpoint URLs are
+    /// built on (`{base}/token`), so that an issuer written with a
+    /// trailing slash does not produce `//token`.
+    pub fn endpoint_base(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(spec: &str) -> ConfiguredResource {
+        ConfiguredResource::parse_spec(spec).unwrap()
+    }
+
+    #[test]
+    fn resource_specs_parse_url_and_scopes() {
+        let parsed = resource(" https://mcp.example.com/ = a , b:c ,, ");
+        assert_eq!(parsed.uri.as_str(), "https://mcp.example.com");
+        assert_eq!(parsed.scopes.to_string(), "a b:c");
+        assert!(resource("http://127.0.0.1:3000/mcp").scopes.is_empty());
+        for bad in [
+            "",
+            "mcp.example.com",
+            "http://mcp.example.com/mcp",
+            "https://mcp.example.com/mcp#x",
+            "https://mcp.example.com/mcp=bad\"scope",
+        ] {
+            let error = ConfiguredResource::parse_spec(bad).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::Resource { .. }),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_registry_refuses_duplicates_and_lists_scopes() {
+        let duplicate = ResourceRegistry::new([resource("https://h/"), resource("https://H:443")]);
+        assert_eq!(
+            duplicate,
+            Err(ConfigError::DuplicateResource("https://h".to_owned()))
+        );
+        let registry = ResourceRegistry::new([
+            resource("https://a.example/mcp=x,y"),
+            resource("https://b.example/mcp=y,z,offline_access"),
+        ])
+        .unwrap();
+        assert_eq!(
+            registry.scopes_supported(),
+            ["x", "y", "z", "offline_access"]
+        );
+        assert!(registry.only().is_none());
+        assert_eq!(
+            registry
+                .get(&ResourceUri::parse("HTTPS://b.example/mcp").unwrap())
+                .unwrap()
+                .scopes
+                .len(),
+            3
+        );
+        assert!(registry.get_canonical("https://a.example/mcp").is_some());
+        assert!(registry.get_canonical("https://a.example/MCP").is_none());
+        assert_eq!(
+            ResourceRegistry::default().scopes_supported(),
+            [OFFLINE_ACCESS]
+        );
+    }
+
+    #[test]
+    fn algorithms_parse_case_insensitively() {
+        assert_eq!(
+            SigningAlgorithm::parse("es256"),
+            Ok(SigningAlgorithm::Es256)
+        );
+        assert_eq!(
+            SigningAlgorithm::parse("RS256"),
+            Ok(SigningAlgorithm::Rs256)
+        );
+        assert_eq!(
+            SigningAlgorithm::parse("eddsa"),
+            Ok(SigningAlgorithm::EdDsa)
+        );
+        assert!(SigningAlgorithm::parse("HS256").is_err());
+    }
+
+    #[test]
+    fn registration_policies_need_a_token_exactly_for_token() {
+        let token = || Some(SecretString::new("0123456789abcdef"));
+        assert_eq!(
+            RegistrationPolicy::from_name("open", None),
+            Ok(RegistrationPolicy::Open)
+        );
+        assert_eq!(
+            RegistrationPolicy::from_name("Closed", None),
+            Ok(RegistrationPolicy::Closed)
+        );
+        assert!(matches!(
+            RegistrationPolicy::from_name("token", token()),
+            Ok(RegistrationPolicy::Token(_))
+        ));
+        assert!(RegistrationPolicy::from_name("token", None).is_err());
+        assert!(RegistrationPolicy::from_name("open", token()).is_err());
+        assert!(RegistrationPolicy::from_name("invite", None).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let good = ServiceConfig::new("https://auth.example.com");
+        assert_eq!(good.validate(), Ok(()));
+
+        let mut config = good.clone();
+        config.issuer = "http://auth.example.com".to_owned();
+        assert!(matches!(config.validate(), Err(ConfigError::Issuer { .. })));
+        config.issuer = "http://127.0.0.1:8080".to_owned();
+        assert_eq!(config.validate(), Ok(()));
+
+        let mut config = good.clone();
+        config.lifetimes.access_token = Duration::ZERO;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("access token lifetime")
+        );
+
+        let mut config = good.clone();
+        config.lifetimes.authorization_code = Duration::from_secs(601);
+        assert!(matches!(config.validate(), Err(ConfigError::Lifetime(_))));
+
+        let mut config = good.clone();
+        config.lifetimes.refresh_idle = config.lifetimes.refresh_absolute + Duration::from_secs(1);
+        assert!(matches!(config.validate(), Err(ConfigError::Lifetime(_))));
+
+        let mut config = good.clone();
+        config.introspection_secret = Some(SecretString::new("short"));
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::ShortSecret("introspection secret"))
+        );
+
+        let mut config = good.clone();
+        config.registration = RegistrationPolicy::Token(SecretString::new("short"));
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::ShortSecret("initial access token"))
+        );
+
+        let mut config = good;
+        config.registration_rate_limit = Some(RateLimitSettings {
+            max: 0,
+            window: Duration::from_secs(60),
+        });
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn endpoint_base_drops_a_trailing_slash_only_for_urls() {
+        assert_eq!(
+            ServiceConfig::new("https://a.example/").endpoint_base(),
+            "https://a.example"
+        );
+        assert_eq!(
+            ServiceConfig::new("https://a.example/t1").endpoint_base(),
+            "https://a.example/t1"
+        );
+    }
+}

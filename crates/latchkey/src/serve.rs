@@ -1,0 +1,648 @@
+//! `latchkey serve`: resolve the configuration, open the store, load or
+//! create the signing keys, serve HTTP until SIGINT or SIGTERM, and run the
+//! clean-up and key-reload tasks alongside.
+//!
+//! Start-up order matters for clear failures: the configuration is
+//! validated first (nothing touched yet), then the listener is bound (so
+//! an issuer derived from `--listen 127.0.0.1:0` names the real port),
+//! then the store is opened and migrated, then the keys are loaded (a wrong
+//! server secret stops here with a message naming the cause). Only then is
+//! the summary printed, on stdout, so a script can wait for the `issuer:`
+//! line and know the server is accepting connections.
+//!
+//! Shutdown: on SIGINT or SIGTERM the listener stops accepting, requests
+//! in flight finish, the background tasks stop, and the process exits 0.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use latchkey_http::{AppState, HttpConfig, Paths, router};
+use latchkey_protocol::secret::SecretString;
+use latchkey_service::config::{
+    ConfiguredResource, Lifetimes, RateLimitSettings, RegistrationPolicy, ResourceRegistry,
+    ServiceConfig, SigningAlgorithm,
+};
+use latchkey_service::{Service, SystemClock};
+use tokio::sync::watch;
+
+use crate::config::{
+    CommonArgs, DEFAULT_LISTEN, FileConfig, SigningArgs, duration, format_duration, parse_duration,
+};
+use crate::secret::{SecretSource, load_or_generate};
+use crate::store::{DatabaseUrl, StoreOptions, open_store};
+
+/// Arguments of `latchkey serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+    #[command(flatten)]
+    pub(crate) signing: SigningArgs,
+    /// The address to listen on; port 0 picks a free port [default: 127.0.0.1:8080].
+    #[arg(long, env = "LATCHKEY_LISTEN", value_name = "ADDRESS")]
+    pub(crate) listen: Option<String>,
+    /// The issuer identifier, exactly as clients will see it: https://host[/path]
+    /// (http only on loopback) [default: http://<listen address>, for development].
+    #[arg(long, env = "LATCHKEY_ISSUER", value_name = "URL")]
+    pub(crate) issuer: Option<String>,
+    /// A protected resource (MCP server) to issue tokens for, with the scopes
+    /// clients may request: URL[=scope1,scope2]. Repeatable; in the
+    /// environment, separate several with spaces.
+    #[arg(
+        long = "resource",
+        env = "LATCHKEY_RESOURCE",
+        value_delimiter = ' ',
+        value_name = "URL[=SCOPES]"
+    )]
+    pub(crate) resources: Vec<String>,
+    /// Whether token requests must name a resource (RFC 8707) [default: true].
+    #[arg(long, env = "LATCHKEY_REQUIRE_RESOURCE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) require_resource: Option<bool>,
+    /// Authorization-code lifetime [default: 60s].
+    #[arg(long, env = "LATCHKEY_CODE_TTL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) code_ttl: Option<Duration>,
+    /// Refresh-token lifetime unless rotated first [default: 30d].
+    #[arg(long, env = "LATCHKEY_REFRESH_IDLE_TTL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) refresh_idle_ttl: Option<Duration>,
+    /// Lifetime of a refresh-token family however often it rotates [default: 90d].
+    #[arg(long, env = "LATCHKEY_REFRESH_ABSOLUTE_TTL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) refresh_absolute_ttl: Option<Duration>,
+    /// Dynamic client registration: open, token or closed [default: open].
+    #[arg(long, env = "LATCHKEY_REGISTRATION", value_name = "POLICY")]
+    pub(crate) registration: Option<String>,
+    /// The initial access token registration requires under `--registration token`.
+    #[arg(
+        long,
+        env = "LATCHKEY_INITIAL_ACCESS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) initial_access_token: Option<String>,
+    /// Registrations allowed per client address per hour; 0 disables the limit [default: 20].
+    #[arg(long, env = "LATCHKEY_REGISTRATION_RATE_LIMIT", value_name = "COUNT")]
+    pub(crate) registration_rate_limit: Option<u32>,
+    /// A secret that lets resource servers introspect any token
+    /// (Authorization: Bearer <secret>).
+    #[arg(
+        long,
+        env = "LATCHKEY_INTROSPECTION_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub(crate) introspection_secret: Option<String>,
+    /// How long client records are cached in memory; 0 disables [default: 30s].
+    #[arg(long, env = "LATCHKEY_CLIENT_CACHE_TTL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) client_cache_ttl: Option<Duration>,
+    /// How often expired codes, tokens and keys are deleted [default: 5m].
+    #[arg(long, env = "LATCHKEY_CLEANUP_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) cleanup_interval: Option<Duration>,
+    /// Take the client address for rate limits from the last X-Forwarded-For
+    /// entry. Only behind a proxy that sets it: otherwise clients can forge it.
+    #[arg(long, env = "LATCHKEY_TRUST_FORWARDED_FOR", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) trust_forwarded_for: Option<bool>,
+}
+
+/// Everything `serve` runs with, resolved.
+#[derive(Debug)]
+struct Settings {
+    listen: String,
+    issuer: Option<String>,
+    service: ServiceConfig,
+    http: HttpConfig,
+    cleanup_interval: Duration,
+}
+
+/// The secret settings from flag/env or file, as `SecretString`s.
+fn secret(arg: Option<&String>, file: Option<&String>) -> Option<SecretString> {
+    arg.or(file)
+        .filter(|value| !value.is_empty())
+        .map(|value| SecretString::new(value.as_str()))
+}
+
+/// The resources: flags or environment if any, else the file's tables.
+pub(crate) fn resources(args: &[String], file: &FileConfig) -> anyhow::Result<ResourceRegistry> {
+    let configured: Vec<ConfiguredResource> = if args.iter().any(|spec| !spec.trim().is_empty()) {
+        args.iter()
+            .filter(|spec| !spec.trim().is_empty())
+            .map(|spec| ConfiguredResource::parse_spec(spec))
+            .collect::<Result<_, _>>()?
+    } else {
+        file.resources
+            .iter()
+            .map(|resource| {
+                let scopes: Vec<&str> = resource.scopes.iter().map(String::as_str).collect();
+                ConfiguredResource::new(&resource.uri, &scopes, resource.name.clone()).map_err(
+                    |reason| anyhow::anyhow!("config file resource {:?}: {reason}", resource.uri),
+                )
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    Ok(ResourceRegistry::new(configured)?)
+}
+
+/// The signing settings shared with `keys rotate`.
+pub(crate) fn signing(
+    args: &SigningArgs,
+    file: &FileConfig,
+) -> anyhow::Result<(SigningAlgorithm, Duration, Duration)> {
+    let defaults = Lifetimes::default();
+    let algorithm = match args.signing_alg.as_ref().or(file.signing_alg.as_ref()) {
+        Some(name) => SigningAlgorithm::parse(name)?,
+        None => SigningAlgorithm::Es256,
+    };
+    let access = duration(
+        args.access_token_ttl,
+        file.access_token_ttl.as_ref(),
+        "access_token_ttl",
+        defaults.access_token,
+    )?;
+    let reload = duration(
+        args.key_reload_interval,
+        file.key_reload_interval.as_ref(),
+        "key_reload_interval",
+        Duration::from_secs(60),
+    )?;
+    Ok((algorithm, access, reload))
+}
+
+impl ServeArgs {
+    fn settings(&self, file: &FileConfig) -> anyhow::Result<Settings> {
+        let defaults = Lifetimes::default();
+        let (signing_algorithm, access_token, key_reload_interval) = signing(&self.signing, file)?;
+        let mut service = ServiceConfig::new(String::new());
+        service.lifetimes = Lifetimes {
+            access_token,
+            authorization_code: duration(
+                self.code_ttl,
+                file.code_ttl.as_ref(),
+                "code_ttl",
+                defaults.authorization_code,
+            )?,
+            refresh_idle: duration(
+                self.refresh_idle_ttl,
+                file.refresh_idle_ttl.as_ref(),
+                "refresh_idle_ttl",
+                defaults.refresh_idle,
+            )?,
+            refresh_absolute: duration(
+                self.refresh_absolute_ttl,
+                file.refresh_absolute_ttl.as_ref(),
+                "refresh_absolute_ttl",
+                defaults.refresh_absolute,
+            )?,
+        };
+        service.signing_algorithm = signing_algorithm;
+        service.key_reload_interval = key_reload_interval;
+        service.resources = resources(&self.resources, file)?;
+        service.require_resource = self
+            .require_resource
+            .or(file.require_resource)
+            .unwrap_or(true);
+        let policy = self
+            .registration
+            .clone()
+            .or_else(|| file.registration.clone())
+            .unwrap_or_else(|| "open".to_owned());
+        service.registration = RegistrationPolicy::from_name(
+            &policy,
+            secret(
+                self.initial_access_token.as_ref(),
+                file.initial_access_token.as_ref(),
+            ),
+        )?;
+        service.registration_rate_limit = match self
+            .registration_rate_limit
+            .or(file.registration_rate_limit)
+            .unwrap_or(20)
+        {
+            0 => None,
+            max => Some(RateLimitSettings {
+                max,
+                window: Duration::from_secs(3600),
+            }),
+        };
+        service.introspection_secret = secret(
+            self.introspection_secret.as_ref(),
+            file.introspection_secret.as_ref(),
+        );
+        service.client_cache_ttl = duration(
+            self.client_cache_ttl,
+            file.client_cache_ttl.as_ref(),
+            "client_cache_ttl",
+            Duration::from_secs(30),
+        )?;
+        let cleanup_interval = duration(
+            self.cleanup_interval,
+            file.cleanup_interval.as_ref(),
+            "cleanup_interval",
+            Duration::from_secs(300),
+        )?;
+        if cleanup_interval < Duration::from_secs(1) {
+            anyhow::bail!("the cleanup interval must be at least one second");
+        }
+        Ok(Settings {
+            listen: self
+                .listen
+                .clone()
+                .or_else(|| file.listen.clone())
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            issuer: self.issuer.clone().or_else(|| file.issuer.clone()),
+            service,
+            http: HttpConfig {
+                trust_forwarded_for: self
+                    .trust_forwarded_for
+                    .or(file.trust_forwarded_for)
+                    .unwrap_or(false),
+                ..HttpConfig::default()
+            },
+            cleanup_interval,
+        })
+    }
+}
+
+/// Installs the SIGINT and SIGTERM handlers now, before anything tells the
+/// world the server is up (a signal arriving earlier would kill the process
+/// the default way), and returns the future that completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("received SIGINT, shutting down"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+        }
+    })
+}
+
+/// The issuer: configured, or `http://<bound address>` with a warning.
+fn issuer(configured: Option<String>, bound: SocketAddr) -> anyhow::Result<String> {
+    if let Some(issuer) = configured {
+        return Ok(issuer);
+    }
+    if !bound.ip().is_loopback() {
+        anyhow::bail!(
+            "--issuer is required when listening on {bound}: an issuer must be https \
+             (http is only allowed on loopback addresses); set --issuer https://your.host"
+        );
+    }
+    let derived = format!("http://{bound}");
+    tracing::warn!(
+        issuer = %derived,
+        "no --issuer given: using the listen address, which only works on this machine; \
+         production needs --issuer https://your.host"
+    );
+    Ok(derived)
+}
+
+/// Prints the start-up summary and the next step.
+fn print_summary(
+    service: &Service,
+    database: &DatabaseUrl,
+    secret: &SecretSource,
+) -> std::io::Result<()> {
+    let config = service.config();
+    let issuer = &config.issuer;
+    let origin = issuer_origin(issuer);
+    let paths = Paths::for_issuer(issuer);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Latchkey is serving OAuth 2.1 for MCP")?;
+    writeln!(out, "  issuer:     {issuer}")?;
+    writeln!(out, "  metadata:   {origin}{}", paths.metadata)?;
+    writeln!(out, "  jwks:       {origin}{}", paths.jwks)?;
+    writeln!(out, "  token:      {origin}{}", paths.token)?;
+    writeln!(out, "  database:   {database}")?;
+    match secret {
+        SecretSource::Configured => writeln!(out, "  secret:     from the configuration")?,
+        SecretSource::File(path) => writeln!(out, "  secret:     {}", path.display())?,
+        SecretSource::Generated(path) => {
+            writeln!(
+                out,
+                "  secret:     generated into {} (keep it: the signing keys are encrypted with it)",
+                path.display()
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "  signing:    {} (key {})",
+        config.signing_algorithm,
+        service.keys().active_kid()
+    )?;
+    writeln!(
+        out,
+        "  lifetimes:  access {}, code {}, refresh {} idle / {} absolute",
+        format_duration(config.lifetimes.access_token),
+        format_duration(config.lifetimes.authorization_code),
+        format_duration(config.lifetimes.refresh_idle),
+        format_duration(config.lifetimes.refresh_absolute)
+    )?;
+    writeln!(out, "  registration: {}", config.registration.name())?;
+    if config.resources.is_empty() {
+        writeln!(out, "  resources:  none")?;
+    }
+    for resource in config.resources.iter() {
+        let scopes = if resource.scopes.is_empty() {
+            "no scopes".to_owned()
+        } else {
+            format!("scopes: {}", resource.scopes)
+        };
+        let name = resource
+            .name
+            .as_deref()
+            .map(|name| format!(" \"{name}\""))
+            .unwrap_or_default();
+        writeln!(out, "  resource:   {}{name} ({scopes})", resource.uri)?;
+    }
+    writeln!(out)?;
+    if config.resources.is_empty() {
+        writeln!(
+            out,
+            "Next: no protected resource is configured, so no token can be issued yet. Restart with\n  \
+             --resource https://your-mcp-server.example/mcp=scope1,scope2\n\
+             (repeatable; or [[resource]] tables in the --config file)."
+        )?;
+    } else {
+        let example = config
+            .resources
+            .iter()
+            .next()
+            .map(|resource| resource.uri.as_str().to_owned())
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "Next: create a machine client (with the same --data-dir, --database-url or --config \
+             as this server) and get a token:"
+        )?;
+        writeln!(out, "  latchkey client add --name my-agent --confidential")?;
+        writeln!(
+            out,
+            "  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials \
+             --data-urlencode resource={example} {origin}{}",
+            paths.token
+        )?;
+        if !matches!(config.registration, RegistrationPolicy::Closed) {
+            writeln!(
+                out,
+                "MCP clients can register themselves at {origin}{}",
+                paths.register
+            )?;
+        }
+    }
+    out.flush()
+}
+
+/// `scheme://authority` of an issuer, for printing endpoint URLs.
+fn issuer_origin(issuer: &str) -> &str {
+    let after_scheme = issuer.find("://").map_or(0, |index| index + 3);
+    let end = issuer
+        .get(after_scheme..)
+        .and_then(|rest| rest.find('/'))
+        .map_or(issuer.len(), |index| after_scheme + index);
+    issuer.get(..end).unwrap_or(issuer)
+}
+
+/// Runs `latchkey serve`.
+pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let common = args.common.resolve()?;
+    crate::logging::init(common.log_format);
+    let mut settings = args.settings(&common.file)?;
+    let database = DatabaseUrl::parse(&common.database_url)?;
+    crate::store::create_data_dir(&common.data_dir)?;
+
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let bound = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    settings.service.issuer = issuer(settings.issuer.take(), bound)?;
+    settings
+        .service
+        .validate()
+        .context("invalid configuration")?;
+
+    let store = open_store(
+        &common.database_url,
+        &StoreOptions {
+            run_migrations: common.migrate,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
+    let configured_secret = args
+        .signing
+        .secret
+        .as_deref()
+        .or(common.file.secret.as_deref());
+    let (secret, secret_source) = load_or_generate(configured_secret, &common.data_dir)?;
+    let service = Service::start(settings.service, store, Arc::new(SystemClock), &secret)
+        .await
+        .context("cannot start the authorization server")?;
+
+    let (stop, stopped) = watch::channel(false);
+    let cleanup = tokio::spawn(cleanup_task(
+        service.clone(),
+        settings.cleanup_interval,
+        stopped.clone(),
+    ));
+    let reload = tokio::spawn(reload_task(
+        service.clone(),
+        service.config().key_reload_interval,
+        stopped,
+    ));
+
+    let app = router(AppState::new(service.clone(), settings.http));
+    let shutdown = shutdown_signal()?;
+    print_summary(&service, &database, &secret_source)?;
+    tracing::info!(address = %bound, issuer = %service.config().issuer, "listening");
+    let served = latchkey_http::serve(listener, app, shutdown).await;
+    let _ = stop.send(true);
+    let _ = tokio::join!(cleanup, reload);
+    served.context("the server stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Deletes expired rows every `interval` until told to stop.
+async fn cleanup_task(service: Service, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => match service.cleanup().await {
+                Ok(report) => tracing::debug!(
+                    codes = report.codes,
+                    refresh_families = report.refresh_families,
+                    refresh_tokens = report.refresh_tokens,
+                    consents = report.consents,
+                    denied_access_tokens = report.denied_access_tokens,
+                    sessions = report.sessions,
+                    pending = report.pending,
+                    signing_keys = report.signing_keys,
+                    "cleaned up expired rows"
+                ),
+                Err(error) => tracing::warn!(%error, "clean-up failed; retrying at the next interval"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reloads the signing keys every `interval` until told to stop.
+async fn reload_task(service: Service, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick fires at once; the keys were just loaded.
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => match service.reload_keys().await {
+                Ok(true) => tracing::info!(kid = %service.keys().active_kid(), "signing keys changed; reloaded"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "reloading the signing keys failed"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_derive_from_loopback_addresses_only() {
+        let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(issuer(None, loopback).unwrap(), "http://127.0.0.1:8080");
+        let v6: SocketAddr = "[::1]:9000".parse().unwrap();
+        assert_eq!(issuer(None, v6).unwrap(), "http://[::1]:9000");
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(
+            issuer(None, public)
+                .unwrap_err()
+                .to_string()
+                .contains("--issuer")
+        );
+        assert_eq!(
+            issuer(Some("https://auth.example.com".into()), public).unwrap(),
+            "https://auth.example.com"
+        );
+    }
+
+    #[test]
+    fn origins_drop_the_issuer_path() {
+        assert_eq!(issuer_origin("https://a.example/t1"), "https://a.example");
+        assert_eq!(
+            issuer_origin("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            issuer_origin("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            access_token_ttl = "5m"
+            code_ttl = "30s"
+            registration = "closed"
+            registration_rate_limit = 0
+            require_resource = false
+            trust_forwarded_for = true
+            [[resource]]
+            uri = "https://from-file.example/mcp"
+            scopes = ["a"]
+            "#,
+        )
+        .unwrap();
+        let mut args = ServeArgs {
+            common: CommonArgs {
+                storage: crate::config::StorageArgs {
+                    config: None,
+                    data_dir: None,
+                    database_url: None,
+                },
+                no_migrate: None,
+                log_format: None,
+            },
+            signing: SigningArgs {
+                secret: None,
+                signing_alg: None,
+                access_token_ttl: Some(Duration::from_secs(120)),
+                key_reload_interval: None,
+            },
+            listen: None,
+            issuer: None,
+            resources: Vec::new(),
+            require_resource: None,
+            code_ttl: None,
+            refresh_idle_ttl: None,
+            refresh_absolute_ttl: None,
+            registration: None,
+            initial_access_token: None,
+            registration_rate_limit: None,
+            introspection_secret: None,
+            client_cache_ttl: None,
+            cleanup_interval: None,
+            trust_forwarded_for: None,
+        };
+        let settings = args.settings(&file).unwrap();
+        assert_eq!(settings.listen, DEFAULT_LISTEN);
+        assert_eq!(
+            settings.service.lifetimes.access_token,
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            settings.service.lifetimes.authorization_code,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            settings.service.lifetimes.refresh_idle,
+            Lifetimes::default().refresh_idle
+        );
+        assert_eq!(settings.service.registration, RegistrationPolicy::Closed);
+        assert_eq!(settings.service.registration_rate_limit, None);
+        assert!(!settings.service.require_resource);
+        assert!(settings.http.trust_forwarded_for);
+        assert_eq!(
+            settings
+                .service
+                .resources
+                .iter()
+                .next()
+                .unwrap()
+                .uri
+                .as_str(),
+            "https://from-file.example/mcp"
+        );
+
+        // Flags replace the file's resources entirely.
+        args.resources = vec!["https://flag.example/mcp=x,y".to_owned()];
+        args.registration = Some("open".to_owned());
+        let settings = args.settings(&file).unwrap();
+        let only: Vec<_> = settings
+            .service
+            .resources
+            .iter()
+            .map(|resource| resource.uri.as_str().to_owned())
+            .collect();
+        assert_eq!(only, ["https://flag.example/mcp"]);
+        assert_eq!(settings.service.registration, RegistrationPolicy::Open);
+
+        args.registration = Some("token".to_owned());
+        assert!(
+            args.settings(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("initial access token")
+        );
+    }
+}
