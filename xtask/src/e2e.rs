@@ -1,14 +1,60 @@
-//! `cargo xtask e2e`: end-to-end runs against real MCP SDK clients.
+//! `cargo xtask e2e`: the end-to-end suites of the `e2e/` npm package.
 //!
-//! This is the slot for a later issue: the subcommand exists so that its name
-//! and place are settled, and it fails loudly rather than pretending to pass.
-//! When the suite lands, it is also added as a step to `test::TEST_STEPS`.
+//! By default it runs what the `browser` step of `cargo xtask test` runs:
+//! Latchkey's pages in headless Chromium against the built binary, on SQLite
+//! and Postgres (see `browser`). `--all` runs every suite in `e2e/tests/`,
+//! including the fixture checks and the MCP SDK runners, which also need the
+//! Python virtual environment described in `e2e/README.md`.
 
 use anyhow::bail;
 
-/// Fails: the end-to-end suite is not written yet.
-pub(crate) fn run() -> anyhow::Result<()> {
-    bail!(
-        "`cargo xtask e2e` is not yet available: the MCP SDK end-to-end suite lands in a later issue"
-    )
+use crate::browser;
+use crate::shell::Shell;
+
+/// The parsed command line of `cargo xtask e2e`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// `--all`: every suite, not only the browser tests.
+    pub(crate) all: bool,
+}
+
+impl Options {
+    /// Parses `[--all]`.
+    pub(crate) fn parse(arguments: &[String]) -> anyhow::Result<Self> {
+        let mut options = Self::default();
+        for argument in arguments {
+            match argument.as_str() {
+                "--all" => options.all = true,
+                other => bail!(
+                    "unexpected argument `{other}` to `cargo xtask e2e`; usage: cargo xtask e2e [--all]"
+                ),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Runs the chosen suites.
+pub(crate) fn run(shell: &mut Shell, options: &Options) -> anyhow::Result<()> {
+    let suites = if options.all {
+        browser::ALL_SUITES
+    } else {
+        browser::SUITE
+    };
+    browser::run_suites(shell, &[suites])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_all_and_rejects_the_rest() {
+        assert_eq!(Options::parse(&[]).unwrap(), Options::default());
+        assert_eq!(
+            Options::parse(&["--all".to_owned()]).unwrap(),
+            Options { all: true }
+        );
+        assert!(Options::parse(&["--fast".to_owned()]).is_err());
+    }
 }

@@ -20,6 +20,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench;
+mod browser;
 mod e2e;
 mod layering;
 mod lint;
@@ -50,15 +51,24 @@ SUBCOMMANDS:
     test [--skip-lint] [-- <FILTER>...]
                              everything lint does except cargo-deny, then finds
                              Postgres, runs the doctests and the workspace tests
-                             (cargo nextest, or cargo test when nextest is absent);
-                             FILTERs are passed to the test runners
+                             (cargo nextest, or cargo test when nextest is absent),
+                             then the browser tests (Chromium, installed with
+                             apt-get when missing); FILTERs are passed to the
+                             Rust test runners
     bench store [--seconds N]
                              the store benchmark (SQLite and Postgres, 16 tasks)
                              next to pgbench on the same server; N defaults to 10
     bench pgbench [--seconds N]
                              the pgbench baseline alone
-    bench server             (not yet available)
-    e2e                      (not yet available)
+    bench server [--seconds N]
+                             the release binary under wrk (32 connections):
+                             client_credentials and introspection on SQLite
+                             and Postgres, next to node-oidc-provider's
+                             client_credentials; N defaults to 15
+    e2e [--all]              the browser tests alone (Latchkey's pages in headless
+                             Chromium on SQLite and Postgres); --all runs every
+                             suite in e2e/tests/ (the MCP SDK runners need the
+                             Python venv of e2e/README.md)
     tidy                     the tidy check alone
     layering                 the crate-layering check alone
     postgres                 find Postgres and print the DATABASE_URL tests use
@@ -70,6 +80,7 @@ ENVIRONMENT:
                    postgres://postgres@127.0.0.1:5432/postgres when it answers
     CI=true        CI mode: a missing database is an error without a start hint,
                    and the tests do not stop at the first failure
+    CHROMIUM_PATH  the Chromium the browser tests drive (default /usr/bin/chromium)
 ";
 
 fn main() -> ExitCode {
@@ -112,8 +123,8 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
             bench::run(&mut Shell::new()?, &options)
         }
         "e2e" => {
-            reject_arguments("e2e", rest)?;
-            e2e::run()
+            let options = e2e::Options::parse(rest)?;
+            e2e::run(&mut Shell::new()?, &options)
         }
         "tidy" => {
             reject_arguments("tidy", rest)?;

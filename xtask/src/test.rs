@@ -6,11 +6,15 @@
 //! run before the nextest run (nextest cannot run doctests) so that the last
 //! test-runner summary in a CI log is the one counting the whole workspace.
 //!
-//! Later suites (browser tests needing Chromium and npm packages, MCP SDK
-//! end-to-end runs) are added as one more line in `TEST_STEPS`.
+//! The `browser` step comes last: Latchkey's pages in headless Chromium
+//! against the built binary on SQLite and Postgres (see `browser`); it
+//! installs Chromium and the npm packages when they are missing. Later
+//! suites (MCP SDK end-to-end runs) are added as one more line in
+//! `TEST_STEPS`.
 
 use anyhow::bail;
 
+use crate::browser;
 use crate::lint;
 use crate::postgres;
 use crate::shell::Shell;
@@ -29,6 +33,10 @@ const TEST_STEPS: &[Step] = &[
     Step {
         name: "tests",
         run: workspace_tests,
+    },
+    Step {
+        name: "browser",
+        run: browser::step,
     },
 ];
 

@@ -20,6 +20,12 @@
 //!   the cause logged at warn;
 //! - anything internal: 500 `server_error` with a generic description, the
 //!   cause logged once at error. Internal causes are never sent.
+//!
+//! Browser pages get an [`ErrorPage`] instead of JSON: a title, what
+//! happened, what to do next, and the OAuth error as a technical detail,
+//! with 400 for a bad or expired request, 403 for a refused form post, 503
+//! or 500 as above. Errors before the redirect URI is trusted are always
+//! pages, never redirects (RFC 6749 §4.1.2.1).
 
 use std::time::Duration;
 
@@ -29,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use latchkey_protocol::challenge::BearerChallenge;
 use latchkey_protocol::{ErrorCode, OAuthError};
 use latchkey_service::FlowError;
+use latchkey_service::authorize::PageReason;
 
 /// How long clients are asked to wait when storage is unavailable.
 pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -154,9 +161,154 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What an HTML error page says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    /// The response status.
+    pub status: StatusCode,
+    /// The heading.
+    pub title: &'static str,
+    /// What happened, for a person.
+    pub message: &'static str,
+    /// What to do next.
+    pub next_steps: Vec<&'static str>,
+    /// The OAuth error, for whoever debugs it.
+    pub details: Option<String>,
+}
+
+/// The step every dead end of the authorization flow suggests.
+const TRY_AGAIN: &str = "Return to the application and try connecting again.";
+
+impl ErrorPage {
+    /// The page for an authorization request that cannot be redirected.
+    pub fn for_reason(reason: &PageReason) -> ErrorPage {
+        let details = Some(reason.error().to_string());
+        match reason {
+            PageReason::UnknownClient => ErrorPage {
+                status: StatusCode::BAD_REQUEST,
+                title: "This app is not registered here",
+                message: "The app that sent you here is not known to this sign-in service, so                           you were not sent back to it.",
+                next_steps: vec![
+                    TRY_AGAIN,
+                    "If this keeps happening, ask the app's developer to register the app                      with this server again.",
+                ],
+                details,
+            },
+            PageReason::InvalidRedirectUri(_) => ErrorPage {
+                status: StatusCode::BAD_REQUEST,
+                title: "The app's return address is not registered",
+                message: "The app asked to send you back to an address it has not registered.                           To protect your account, you were not sent there.",
+                next_steps: vec![
+                    "Ask the app's developer to check its redirect URI.",
+                    TRY_AGAIN,
+                ],
+                details,
+            },
+            PageReason::InvalidRequest(_) => ErrorPage {
+                status: StatusCode::BAD_REQUEST,
+                title: "This sign-in link is not valid",
+                message: "The link that brought you here is incomplete or malformed, so it                           cannot be used to connect an app.",
+                next_steps: vec![
+                    TRY_AGAIN,
+                    "If this keeps happening, tell the app's developer.",
+                ],
+                details,
+            },
+            PageReason::Expired => ErrorPage {
+                status: StatusCode::BAD_REQUEST,
+                title: "This request has expired",
+                message: "The request to connect the app expired or was already completed.                           Nothing was shared.",
+                next_steps: vec![TRY_AGAIN],
+                details,
+            },
+        }
+    }
+
+    /// The page for a form post refused by the CSRF or `Origin` check.
+    pub fn forbidden_form() -> ErrorPage {
+        ErrorPage {
+            status: StatusCode::FORBIDDEN,
+            title: "This form could not be accepted",
+            message: "The form was sent from another site, or the page was open for too long.                       Nothing was changed.",
+            next_steps: vec!["Go back, reload the page and try again."],
+            details: None,
+        }
+    }
+
+    /// The page for a form that is malformed.
+    pub fn bad_form(error: &OAuthError) -> ErrorPage {
+        ErrorPage {
+            status: StatusCode::BAD_REQUEST,
+            title: "This form could not be read",
+            message: "The form arrived incomplete or malformed. Nothing was changed.",
+            next_steps: vec!["Go back, reload the page and try again."],
+            details: Some(error.to_string()),
+        }
+    }
+
+    /// The page for a flow error; internal causes are logged here, once,
+    /// and never shown.
+    pub fn for_flow(error: &FlowError) -> ErrorPage {
+        match error {
+            FlowError::Unavailable(cause) => {
+                tracing::warn!(%cause, "storage unavailable");
+                ErrorPage {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    title: "Temporarily unavailable",
+                    message: "The sign-in service cannot reach its storage right now.",
+                    next_steps: vec!["Wait a moment, then reload this page."],
+                    details: None,
+                }
+            }
+            FlowError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ErrorPage {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    title: "Something went wrong",
+                    message: "The sign-in service failed to handle this request.",
+                    next_steps: vec![TRY_AGAIN],
+                    details: None,
+                }
+            }
+            FlowError::OAuth(error)
+            | FlowError::Forbidden(error)
+            | FlowError::RateLimited { error, .. } => ErrorPage {
+                status: StatusCode::BAD_REQUEST,
+                title: "This request cannot be completed",
+                message: "The sign-in service refused this request.",
+                next_steps: vec![TRY_AGAIN],
+                details: Some(error.to_string()),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_pages_say_what_to_do_next_and_hide_internal_causes() {
+        for reason in [
+            PageReason::UnknownClient,
+            PageReason::InvalidRedirectUri(OAuthError::invalid_request("x")),
+            PageReason::InvalidRequest(OAuthError::invalid_request("x")),
+            PageReason::Expired,
+        ] {
+            let page = ErrorPage::for_reason(&reason);
+            assert_eq!(page.status, StatusCode::BAD_REQUEST);
+            assert!(!page.next_steps.is_empty(), "{reason:?}");
+            assert!(page.details.is_some());
+        }
+        let internal = ErrorPage::for_flow(&FlowError::Internal("secret cause".into()));
+        assert_eq!(internal.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(internal.details, None);
+        assert_eq!(
+            ErrorPage::for_flow(&FlowError::Unavailable("db".into())).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(ErrorPage::forbidden_form().status, StatusCode::FORBIDDEN);
+    }
 
     fn header(response: &Response, name: header::HeaderName) -> Option<&str> {
         response

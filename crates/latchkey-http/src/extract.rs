@@ -49,7 +49,7 @@ pub struct JsonBody {
 /// Whether the `Content-Type` is `expected`, with at most a UTF-8 charset
 /// parameter (media types and parameter names are case-insensitive,
 /// RFC 9110 §8.3.1).
-fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -104,7 +104,11 @@ pub const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// Reads the body under `limit` bytes: 413 beyond it, whether the client
 /// announced the length or not (see [`DRAIN_LIMIT`]).
-async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())

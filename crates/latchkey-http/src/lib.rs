@@ -12,6 +12,9 @@
 //! | POST | `{base}/token` | token endpoint |
 //! | POST | `{base}/revoke` | RFC 7009 revocation |
 //! | POST | `{base}/introspect` | RFC 7662 introspection |
+//! | GET, POST | `{base}/authorize` | the authorization endpoint (pages: see `browser`) |
+//! | POST | `{base}/login`, `{base}/consent`, `{base}/logout`, `{base}/account/revoke` | the pages' forms |
+//! | GET | `{base}/consent`, `{base}/account`, `{base}/static/latchkey.css` | pages and the stylesheet |
 //! | GET | `/healthz`, `/readyz` | liveness, readiness |
 //!
 //! Invariants:
@@ -22,10 +25,13 @@
 //!   document at the plain well-known path (404), because a client that
 //!   finds one there would see an `issuer` that differs from the URL it
 //!   derived it from;
-//! - CORS (any origin, no credentials) covers every route except
+//! - CORS (any origin, no credentials) covers every API route except
 //!   introspection, which browsers have no business calling; unknown paths
 //!   get CORS too, so that a browser-based client probing discovery URLs
-//!   sees a 404 and not a network error;
+//!   sees a 404 and not a network error. The pages (authorize, login,
+//!   consent, account) get no CORS: they are navigated to, never fetched;
+//! - every HTML page carries the security headers of `security`, and every
+//!   response `X-Content-Type-Options: nosniff`;
 //! - one log line per request: method, matched route, status and latency,
 //!   never the query string, a header or the body.
 
@@ -33,12 +39,16 @@
 
 pub mod error;
 pub mod extract;
+pub mod pages;
+pub mod security;
 
+mod browser;
 mod discovery;
 mod oauth;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +61,7 @@ use axum::routing::{get, post};
 use latchkey_protocol::metadata::{AUTHORIZATION_SERVER_SUFFIX, well_known_path};
 use latchkey_service::Service;
 use latchkey_service::metadata::{
-    INTROSPECTION_PATH, JWKS_PATH, REGISTRATION_PATH, REVOCATION_PATH, TOKEN_PATH,
+    AUTHORIZE_PATH, INTROSPECTION_PATH, JWKS_PATH, REGISTRATION_PATH, REVOCATION_PATH, TOKEN_PATH,
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -66,8 +76,11 @@ pub struct HttpConfig {
     /// Whether to take the client address for rate limits from the last
     /// `X-Forwarded-For` entry instead of the socket. Only safe behind a
     /// proxy that sets that header: otherwise any client can claim any
-    /// address and escape the registration rate limit.
+    /// address and escape the registration and sign-in rate limits.
     pub trust_forwarded_for: bool,
+    /// A directory whose files replace the embedded templates and
+    /// stylesheet of the same names (`login.html`, `latchkey.css`, …).
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -75,6 +88,7 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             trust_forwarded_for: false,
+            templates_dir: None,
         }
     }
 }
@@ -86,15 +100,33 @@ pub struct AppState {
     pub service: Service,
     /// HTTP settings.
     pub config: Arc<HttpConfig>,
+    /// The templates and stylesheet.
+    pub pages: Arc<pages::Pages>,
+    /// The paths served for the issuer.
+    pub paths: Arc<Paths>,
+    /// The cookie names and attributes for the issuer's scheme.
+    pub cookies: security::CookieNames,
+    /// The issuer's origin, which form posts' `Origin` must equal.
+    pub issuer_origin: String,
 }
 
 impl AppState {
-    /// State for `service` with `config`.
-    pub fn new(service: Service, config: HttpConfig) -> AppState {
-        AppState {
+    /// State for `service` with `config`; loads the pages (embedded, or
+    /// overridden from `config.templates_dir`).
+    pub fn new(service: Service, config: HttpConfig) -> Result<AppState, pages::PagesError> {
+        let pages = pages::Pages::load(config.templates_dir.as_deref())?;
+        let service_config = service.config();
+        let paths = Paths::for_issuer(&service_config.issuer);
+        let cookies = security::CookieNames::new(service_config.issuer_is_https());
+        let issuer_origin = service_config.issuer_origin();
+        Ok(AppState {
             service,
             config: Arc::new(config),
-        }
+            pages: Arc::new(pages),
+            paths: Arc::new(paths),
+            cookies,
+            issuer_origin,
+        })
     }
 }
 
@@ -113,6 +145,23 @@ pub struct Paths {
     pub revoke: String,
     /// Introspection.
     pub introspect: String,
+    /// The issuer's path without a trailing slash ("" for none): the
+    /// prefix of every page link.
+    pub base: String,
+    /// The authorization endpoint.
+    pub authorize: String,
+    /// The sign-in form's target.
+    pub login: String,
+    /// The consent page and form.
+    pub consent: String,
+    /// The connected-apps page.
+    pub account: String,
+    /// Disconnecting an app.
+    pub account_revoke: String,
+    /// Signing out.
+    pub logout: String,
+    /// The stylesheet.
+    pub stylesheet: String,
 }
 
 impl Paths {
@@ -134,6 +183,14 @@ impl Paths {
             token: under(TOKEN_PATH),
             revoke: under(REVOCATION_PATH),
             introspect: under(INTROSPECTION_PATH),
+            authorize: under(AUTHORIZE_PATH),
+            login: under("/login"),
+            consent: under("/consent"),
+            account: under("/account"),
+            account_revoke: under("/account/revoke"),
+            logout: under("/logout"),
+            stylesheet: under("/static/latchkey.css"),
+            base,
             metadata,
         }
     }
@@ -167,9 +224,25 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(discovery::readyz))
         .fallback(discovery::not_found)
         .layer(cors());
+    let pages = Router::new()
+        .route(
+            &paths.authorize,
+            get(browser::authorize_get).post(browser::authorize_post),
+        )
+        .route(&paths.login, post(browser::login_post))
+        .route(
+            &paths.consent,
+            get(browser::consent_get).post(browser::consent_post),
+        )
+        .route(&paths.account, get(browser::account_get))
+        .route(&paths.account_revoke, post(browser::account_revoke_post))
+        .route(&paths.logout, post(browser::logout_post))
+        .route(&paths.stylesheet, get(browser::stylesheet));
     Router::new()
         .route(&paths.introspect, post(oauth::introspect))
+        .merge(pages)
         .merge(public)
+        .layer(middleware::from_fn(security::nosniff))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -234,5 +307,10 @@ mod tests {
             "/.well-known/oauth-authorization-server/a/b/"
         );
         assert_eq!(trailing.revoke, "/a/b/revoke");
+        assert_eq!(plain.authorize, "/authorize");
+        assert_eq!(plain.base, "");
+        assert_eq!(tenant.account_revoke, "/tenant1/account/revoke");
+        assert_eq!(tenant.stylesheet, "/tenant1/static/latchkey.css");
+        assert_eq!(trailing.base, "/a/b");
     }
 }

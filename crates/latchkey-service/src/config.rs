@@ -1,6 +1,7 @@
 //! The service's configuration: issuer, lifetimes, the protected resources
-//! it issues tokens for, registration policy, signing algorithm and cache
-//! settings.
+//! it issues tokens for, registration policy, signing algorithm, cache
+//! settings, and the browser side (sessions, remembered consent, login rate
+//! limits, scope descriptions for the consent page).
 //!
 //! The binary builds a [`ServiceConfig`] from flags, environment and the
 //! config file; [`ServiceConfig::validate`] refuses anything the flows
@@ -9,6 +10,7 @@
 //! introspection secret) are [`SecretString`]s, so `Debug` on a config is
 //! safe to log.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -346,6 +348,65 @@ impl ResourceRegistry {
     }
 }
 
+/// Browser sessions: how long a signed-in session lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// A session ends after this long without a request (default 1 hour).
+    pub idle: Duration,
+    /// A session ends this long after sign-in, however active (default 12
+    /// hours).
+    pub absolute: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> SessionSettings {
+        SessionSettings {
+            idle: Duration::from_secs(3600),
+            absolute: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// Limits on failed sign-ins, counted with the sliding-window limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRateLimits {
+    /// Failures allowed per account (normalized email) per window; default
+    /// 5 per 15 minutes. `None` disables the limit.
+    pub per_account: Option<RateLimitSettings>,
+    /// Failures allowed per client address per window; default 30 per 15
+    /// minutes. `None` disables the limit.
+    pub per_address: Option<RateLimitSettings>,
+}
+
+impl Default for LoginRateLimits {
+    fn default() -> LoginRateLimits {
+        LoginRateLimits {
+            per_account: Some(RateLimitSettings {
+                max: 5,
+                window: Duration::from_secs(15 * 60),
+            }),
+            per_address: Some(RateLimitSettings {
+                max: 30,
+                window: Duration::from_secs(15 * 60),
+            }),
+        }
+    }
+}
+
+/// The default consent lifetime: 30 days.
+pub const DEFAULT_CONSENT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How long an authorization request may wait for the user to sign in and
+/// decide (10 minutes, as RFC 6749 §4.1.2 suggests for codes).
+pub const PENDING_AUTHORIZATION_TTL: Duration = Duration::from_secs(600);
+
+/// The description the consent page shows for `offline_access` when none
+/// is configured.
+pub const OFFLINE_ACCESS_DESCRIPTION: &str = "Stay connected when you are not using the app";
+
+/// The longest scope description accepted.
+pub const MAX_SCOPE_DESCRIPTION_LEN: usize = 200;
+
 /// Everything the service needs to know.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -379,6 +440,15 @@ pub struct ServiceConfig {
     /// the access-token lifetime, to cover instances that have not
     /// reloaded yet.
     pub key_reload_interval: Duration,
+    /// Browser session timeouts.
+    pub sessions: SessionSettings,
+    /// How long a user's consent is remembered (default 30 days).
+    pub consent_ttl: Duration,
+    /// Limits on failed sign-ins.
+    pub login_rate_limits: LoginRateLimits,
+    /// Human descriptions of scopes for the consent page (`"files:read" =
+    /// "Read your files"`). A scope without one is shown by its name.
+    pub scope_descriptions: BTreeMap<String, String>,
 }
 
 impl ServiceConfig {
@@ -398,6 +468,37 @@ impl ServiceConfig {
             introspection_secret: None,
             client_cache_ttl: Duration::from_secs(30),
             key_reload_interval: Duration::from_secs(60),
+            sessions: SessionSettings::default(),
+            consent_ttl: DEFAULT_CONSENT_TTL,
+            login_rate_limits: LoginRateLimits::default(),
+            scope_descriptions: BTreeMap::new(),
+        }
+    }
+
+    /// The description of `scope` for the consent page: the configured one,
+    /// a built-in one for `offline_access`, else the scope's name.
+    pub fn scope_description(&self, scope: &str) -> String {
+        match self.scope_descriptions.get(scope) {
+            Some(description) => description.clone(),
+            None if scope == OFFLINE_ACCESS => OFFLINE_ACCESS_DESCRIPTION.to_owned(),
+            None => scope.to_owned(),
+        }
+    }
+
+    /// Whether the issuer is `https`: browser cookies are then `Secure` and
+    /// `__Host-` prefixed.
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }
+
+    /// The issuer's origin (`scheme://host[:port]`, RFC 6454), which the
+    /// `Origin` header of the server's own form posts must equal.
+    pub fn issuer_origin(&self) -> String {
+        match url::Url::parse(&self.issuer) {
+            Ok(url) => url.origin().ascii_serialization(),
+            Err(_) => self.issuer.clone(),
         }
     }
 
@@ -453,6 +554,47 @@ impl ServiceConfig {
                 "the registration rate limit needs at least one registration per window of at least one second"
                     .to_owned(),
             ));
+        }
+        for (name, limit) in [
+            ("per-account", &self.login_rate_limits.per_account),
+            ("per-address", &self.login_rate_limits.per_address),
+        ] {
+            if let Some(limit) = limit
+                && (limit.max == 0 || limit.window < Duration::from_secs(1))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "the {name} login rate limit needs at least one attempt per window of at least one second"
+                )));
+            }
+        }
+        let sessions = &self.sessions;
+        if sessions.idle < Duration::from_secs(60) || sessions.absolute < Duration::from_secs(60) {
+            return Err(ConfigError::Lifetime(
+                "the session idle and absolute lifetimes must be at least one minute".to_owned(),
+            ));
+        }
+        if sessions.idle > sessions.absolute {
+            return Err(ConfigError::Lifetime(
+                "the session idle lifetime must not exceed its absolute lifetime".to_owned(),
+            ));
+        }
+        if self.consent_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::Lifetime(
+                "the consent lifetime must be at least one second".to_owned(),
+            ));
+        }
+        for (scope, description) in &self.scope_descriptions {
+            if Scope::parse(scope).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "the scope description names {scope:?}, which is not a valid scope"
+                )));
+            }
+            let length = description.chars().count();
+            if description.trim().is_empty() || length > MAX_SCOPE_DESCRIPTION_LEN {
+                return Err(ConfigError::Invalid(format!(
+                    "the description of scope {scope:?} must be 1 to {MAX_SCOPE_DESCRIPTION_LEN} characters"
+                )));
+            }
         }
         Ok(())
     }
@@ -613,6 +755,62 @@ mod tests {
             window: Duration::from_secs(60),
         });
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn browser_settings_are_validated() {
+        let good = ServiceConfig::new("https://auth.example.com");
+        let mut config = good.clone();
+        config.sessions.idle = config.sessions.absolute + Duration::from_secs(1);
+        assert!(matches!(config.validate(), Err(ConfigError::Lifetime(_))));
+        let mut config = good.clone();
+        config.sessions.absolute = Duration::from_secs(59);
+        assert!(matches!(config.validate(), Err(ConfigError::Lifetime(_))));
+        let mut config = good.clone();
+        config.consent_ttl = Duration::ZERO;
+        assert!(matches!(config.validate(), Err(ConfigError::Lifetime(_))));
+        let mut config = good.clone();
+        config.login_rate_limits.per_account = Some(RateLimitSettings {
+            max: 0,
+            window: Duration::from_secs(60),
+        });
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("per-account")
+        );
+        let mut config = good.clone();
+        config
+            .scope_descriptions
+            .insert("bad scope".to_owned(), "x".to_owned());
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+        let mut config = good;
+        config
+            .scope_descriptions
+            .insert("files:read".to_owned(), " ".to_owned());
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+        config
+            .scope_descriptions
+            .insert("files:read".to_owned(), "Read your files".to_owned());
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.scope_description("files:read"), "Read your files");
+        assert_eq!(config.scope_description("other"), "other");
+        assert_eq!(
+            config.scope_description(OFFLINE_ACCESS),
+            OFFLINE_ACCESS_DESCRIPTION
+        );
+    }
+
+    #[test]
+    fn issuer_origin_and_scheme() {
+        let config = ServiceConfig::new("https://Auth.Example.com:443/t1/");
+        assert!(config.issuer_is_https());
+        assert_eq!(config.issuer_origin(), "https://auth.example.com");
+        let local = ServiceConfig::new("http://127.0.0.1:8080");
+        assert!(!local.issuer_is_https());
+        assert_eq!(local.issuer_origin(), "http://127.0.0.1:8080");
     }
 
     #[test]

@@ -12,7 +12,11 @@
 //! - revocation ([`revocation`], RFC 7009) and introspection
 //!   ([`introspection`], RFC 7662);
 //! - signing keys ([`keys`]) and RFC 9068 JWT access tokens ([`tokens`]);
-//! - the RFC 8414 metadata document ([`metadata`]).
+//! - the RFC 8414 metadata document ([`metadata`]);
+//! - the browser half of the code flow: the authorization endpoint
+//!   ([`authorize`]), local accounts and sign-in ([`accounts`]), browser
+//!   sessions and CSRF tokens ([`sessions`]), and remembered consent and
+//!   connected apps ([`consent`]).
 //!
 //! Architecture invariants:
 //! - no axum, no diesel, no HTTP status codes: errors are [`FlowError`]s
@@ -28,10 +32,13 @@
 
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod admin;
+pub mod authorize;
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod error;
 pub mod grants;
 pub mod introspection;
@@ -41,6 +48,7 @@ pub mod ratelimit;
 pub mod registration;
 pub mod revocation;
 pub mod secrets;
+pub mod sessions;
 pub mod tokens;
 
 #[cfg(test)]
@@ -93,6 +101,9 @@ struct Inner {
     keys: KeyManager,
     clients: ClientCache,
     registration_limiter: Option<SlidingWindowLimiter<IpAddr>>,
+    login_account_limiter: Option<SlidingWindowLimiter<String>>,
+    login_address_limiter: Option<SlidingWindowLimiter<IpAddr>>,
+    csrf_key: ring::hmac::Key,
     random: SystemRandom,
 }
 
@@ -116,6 +127,7 @@ impl Service {
     ) -> Result<Service, StartError> {
         config.validate()?;
         let encryption = KeyEncryption::derive(secret)?;
+        let csrf_key = keys::crypto::derive_csrf_key(secret)?;
         let keys = KeyManager::load_or_create(
             Arc::clone(&store),
             encryption,
@@ -130,6 +142,8 @@ impl Service {
         let registration_limiter = config.registration_rate_limit.map(|limit| {
             SlidingWindowLimiter::new(limit.max, limit.window, ratelimit::DEFAULT_MAX_KEYS)
         });
+        let login_account_limiter = limiter(config.login_rate_limits.per_account);
+        let login_address_limiter = limiter(config.login_rate_limits.per_address);
         Ok(Service {
             inner: Arc::new(Inner {
                 clients: ClientCache::new(config.client_cache_ttl),
@@ -138,6 +152,9 @@ impl Service {
                 clock,
                 keys,
                 registration_limiter,
+                login_account_limiter,
+                login_address_limiter,
+                csrf_key,
                 random: SystemRandom::new(),
             }),
         })
@@ -179,8 +196,8 @@ impl Service {
         self.inner.keys.reload(self.now()).await.map_err(key_error)
     }
 
-    /// Deletes expired codes, tokens, deny-list entries, sessions and
-    /// retired keys, in bounded batches until none is left.
+    /// Deletes expired codes, tokens, deny-list entries, sessions, pending
+    /// interactions and retired keys, in bounded batches until none is left.
     pub async fn cleanup(&self) -> Result<CleanupReport, FlowError> {
         latchkey_store::cleanup_until_done(self.inner.store.as_ref(), self.now(), CLEANUP_BATCH)
             .await
@@ -191,6 +208,15 @@ impl Service {
     pub(crate) fn random(&self) -> &SystemRandom {
         &self.inner.random
     }
+}
+
+/// A sliding-window limiter for `settings`, or none when it is off.
+fn limiter<K: Eq + std::hash::Hash + Clone>(
+    settings: Option<config::RateLimitSettings>,
+) -> Option<SlidingWindowLimiter<K>> {
+    settings.map(|limit| {
+        SlidingWindowLimiter::new(limit.max, limit.window, ratelimit::DEFAULT_MAX_KEYS)
+    })
 }
 
 /// A key error met while serving a request: the store's unavailability is

@@ -13,15 +13,17 @@
 //!   clients go straight to asking for pre-registered credentials;
 //! - `introspection_endpoint` is advertised with the methods it accepts,
 //!   but `none` is not among them: anonymous introspection is refused;
-//! - `authorization_endpoint` is not advertised yet: the browser half
-//!   (authorize, login, consent) is not served by this version, and a
-//!   document must not point clients at an endpoint that answers 404.
+//! - `authorization_endpoint` (required by RFC 8414 §2 whenever a grant
+//!   uses it) is `{issuer}/authorize`, where the browser signs in and
+//!   consents.
 
 use latchkey_protocol::metadata::AuthorizationServerMetadata;
 
 use crate::Service;
 use crate::config::RegistrationPolicy;
 
+/// The authorization endpoint's path under the issuer.
+pub const AUTHORIZE_PATH: &str = "/authorize";
 /// The token endpoint's path under the issuer.
 pub const TOKEN_PATH: &str = "/token";
 /// The registration endpoint's path under the issuer.
@@ -49,6 +51,7 @@ impl Service {
         let base = config.endpoint_base();
         let endpoint = |path: &str| Some(format!("{base}{path}"));
         let mut metadata = AuthorizationServerMetadata::new(config.issuer.clone());
+        metadata.authorization_endpoint = endpoint(AUTHORIZE_PATH);
         metadata.token_endpoint = endpoint(TOKEN_PATH);
         metadata.jwks_uri = endpoint(JWKS_PATH);
         metadata.registration_endpoint = match config.registration {
@@ -87,6 +90,7 @@ mod tests {
             json,
             serde_json::json!({
                 "issuer": "https://auth.example.com",
+                "authorization_endpoint": "https://auth.example.com/authorize",
                 "token_endpoint": "https://auth.example.com/token",
                 "jwks_uri": "https://auth.example.com/jwks.json",
                 "registration_endpoint": "https://auth.example.com/register",
@@ -119,5 +123,9 @@ mod tests {
             Some("https://auth.example.com/tenant1/token")
         );
         assert!(metadata.registration_endpoint.is_none());
+        assert_eq!(
+            metadata.authorization_endpoint.as_deref(),
+            Some("https://auth.example.com/tenant1/authorize")
+        );
     }
 }

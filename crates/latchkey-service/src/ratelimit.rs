@@ -1,5 +1,6 @@
 //! An in-process sliding-window rate limiter, generic over the key (a
-//! client address for registration; a user or address for logins later).
+//! client address for registration; an account or an address for failed
+//! sign-ins).
 //!
 //! Algorithm: the sliding-window counter. Time is cut into fixed windows;
 //! each key keeps the count of its current and previous window, and the
@@ -90,15 +91,67 @@ impl<K: Eq + Hash + Clone> SlidingWindowLimiter<K> {
     /// The arithmetic is exact: everything is scaled by the window length
     /// in nanoseconds, so boundary instants decide the same way every time.
     pub fn check(&self, key: &K, now: OffsetDateTime) -> Decision {
+        self.decide(key, now, true)
+    }
+
+    /// Whether one more event for `key` would be refused at `now`, without
+    /// counting anything: for limits that count only failures (sign-in),
+    /// where the check comes before the outcome is known.
+    pub fn peek(&self, key: &K, now: OffsetDateTime) -> Decision {
+        self.decide(key, now, false)
+    }
+
+    /// Counts an event for `key` at `now` whatever the estimate (a failure
+    /// that already happened).
+    pub fn record(&self, key: &K, now: OffsetDateTime) {
+        let (window, index, elapsed) = self.position(now);
+        let mut counters = self.lock();
+        let counter = counters
+            .get(key)
+            .copied()
+            .map(|counter| roll(counter, index));
+        if counter.is_none() && counters.len() >= self.max_keys {
+            evict(&mut counters, index, window, elapsed);
+        }
+        let (current, previous) =
+            counter.map_or((0, 0), |counter| (counter.current, counter.previous));
+        counters.insert(
+            key.clone(),
+            Counter {
+                window: index,
+                current: current.saturating_add(1),
+                previous,
+            },
+        );
+    }
+
+    /// Forgets every event counted for `key` (a successful sign-in clears
+    /// the account's failures).
+    pub fn forget(&self, key: &K) {
+        self.lock().remove(key);
+    }
+
+    /// The window length, the index of the window `now` falls in, and how
+    /// far into it `now` is, all in nanoseconds.
+    fn position(&self, now: OffsetDateTime) -> (i128, i128, i128) {
         let window = i128::try_from(self.window.as_nanos()).unwrap_or(i128::MAX);
         let now_nanos = now.unix_timestamp_nanos();
-        let index = now_nanos.div_euclid(window);
-        let elapsed = now_nanos.rem_euclid(window);
+        (
+            window,
+            now_nanos.div_euclid(window),
+            now_nanos.rem_euclid(window),
+        )
+    }
 
-        let mut counters = self
-            .counters
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Counter>> {
+        self.counters
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn decide(&self, key: &K, now: OffsetDateTime, count: bool) -> Decision {
+        let (window, index, elapsed) = self.position(now);
+        let mut counters = self.lock();
         let counter = counters
             .get(key)
             .copied()
@@ -110,6 +163,9 @@ impl<K: Eq + Hash + Clone> SlidingWindowLimiter<K> {
             return Decision::Limited {
                 retry_after: retry_after(current, previous, room, window, elapsed),
             };
+        }
+        if !count {
+            return Decision::Allowed;
         }
         if counter.is_none() && counters.len() >= self.max_keys {
             evict(&mut counters, index, window, elapsed);
@@ -127,10 +183,7 @@ impl<K: Eq + Hash + Clone> SlidingWindowLimiter<K> {
 
     /// How many keys are tracked (for tests and metrics).
     pub fn tracked_keys(&self) -> usize {
-        self.counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+        self.lock().len()
     }
 }
 
@@ -340,6 +393,31 @@ mod tests {
         // Stale keys go first once their windows are over.
         assert_eq!(limiter.check(&"g", at(600)), Decision::Allowed);
         assert_eq!(limiter.tracked_keys(), 1);
+    }
+
+    #[test]
+    fn peek_counts_nothing_and_record_counts_regardless() {
+        let limiter = hourly(2);
+        for _ in 0..5 {
+            assert_eq!(limiter.peek(&"a", at(0)), Decision::Allowed);
+        }
+        limiter.record(&"a", at(0));
+        assert_eq!(limiter.peek(&"a", at(1)), Decision::Allowed);
+        limiter.record(&"a", at(1));
+        assert!(matches!(
+            limiter.peek(&"a", at(2)),
+            Decision::Limited { .. }
+        ));
+        // Recording past the limit still counts, so the lock lasts longer.
+        limiter.record(&"a", at(2));
+        let Decision::Limited { retry_after } = limiter.peek(&"a", at(3)) else {
+            panic!("expected a limit");
+        };
+        // current = 3 > room = 1: the rest of this window, then two thirds of the next.
+        assert_eq!(retry_after, Duration::from_secs(3597 + 2400));
+        limiter.forget(&"a");
+        assert_eq!(limiter.peek(&"a", at(4)), Decision::Allowed);
+        assert_eq!(limiter.tracked_keys(), 0);
     }
 
     #[test]

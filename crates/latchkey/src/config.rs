@@ -14,6 +14,7 @@
 //! default. Durations are written `90s`, `15m`, `12h`, `30d` or a plain
 //! number of seconds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -137,8 +138,17 @@ pub(crate) struct FileConfig {
     pub(crate) registration_rate_limit: Option<u32>,
     pub(crate) introspection_secret: Option<String>,
     pub(crate) trust_forwarded_for: Option<bool>,
+    pub(crate) templates_dir: Option<PathBuf>,
+    pub(crate) session_idle_ttl: Option<FileDuration>,
+    pub(crate) session_absolute_ttl: Option<FileDuration>,
+    pub(crate) consent_ttl: Option<FileDuration>,
+    pub(crate) login_rate_limit: Option<u32>,
+    pub(crate) login_address_rate_limit: Option<u32>,
     #[serde(default, rename = "resource")]
     pub(crate) resources: Vec<FileResource>,
+    /// `[scopes]`: scope name = description for the consent page.
+    #[serde(default)]
+    pub(crate) scopes: BTreeMap<String, String>,
 }
 
 impl FileConfig {
@@ -340,6 +350,15 @@ mod tests {
             registration_rate_limit = 5
             introspection_secret = "0123456789abcdef"
             trust_forwarded_for = true
+            templates_dir = "/etc/latchkey/templates"
+            session_idle_ttl = "30m"
+            session_absolute_ttl = "8h"
+            consent_ttl = "7d"
+            login_rate_limit = 10
+            login_address_rate_limit = 100
+
+            [scopes]
+            "files:read" = "Read your files"
 
             [[resource]]
             uri = "https://mcp.example.com/mcp"
@@ -352,6 +371,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.resources.len(), 2);
+        assert_eq!(file.scopes["files:read"], "Read your files");
+        assert_eq!(file.login_rate_limit, Some(10));
         assert_eq!(file.resources[0].scopes, ["tools", "files:read"]);
         assert_eq!(
             duration(None, file.code_ttl.as_ref(), "code_ttl", Duration::ZERO).unwrap(),

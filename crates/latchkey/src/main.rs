@@ -4,7 +4,8 @@
 //! (`store.rs`).
 //!
 //! Commands: `serve` (the authorization server), `migrate`, `client
-//! add|list|show|remove`, `keys list|rotate`. Every setting is a flag, a
+//! add|list|show|remove`, `keys list|rotate`, `user
+//! add|list|disable|enable|passwd`. Every setting is a flag, a
 //! `LATCHKEY_*` environment variable and a key of the optional TOML config
 //! file, with precedence flag > environment > file > default.
 
@@ -16,6 +17,7 @@ mod migrate;
 mod secret;
 mod serve;
 mod store;
+mod user;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +41,9 @@ enum Command {
     /// Manage token-signing keys: list, rotate.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Manage the users who sign in: add, list, disable, enable, passwd.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 #[tokio::main]
@@ -48,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => migrate::run(&args).await,
         Command::Client(command) => client::run(&command).await,
         Command::Keys(command) => keys::run(&command).await,
+        Command::User(command) => user::run(&command).await,
     }
 }
 

@@ -15,6 +15,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +24,8 @@ use clap::Args;
 use latchkey_http::{AppState, HttpConfig, Paths, router};
 use latchkey_protocol::secret::SecretString;
 use latchkey_service::config::{
-    ConfiguredResource, Lifetimes, RateLimitSettings, RegistrationPolicy, ResourceRegistry,
-    ServiceConfig, SigningAlgorithm,
+    ConfiguredResource, DEFAULT_CONSENT_TTL, Lifetimes, LoginRateLimits, RateLimitSettings,
+    RegistrationPolicy, ResourceRegistry, ServiceConfig, SessionSettings, SigningAlgorithm,
 };
 use latchkey_service::{Service, SystemClock};
 use tokio::sync::watch;
@@ -104,6 +105,56 @@ pub(crate) struct ServeArgs {
     /// entry. Only behind a proxy that sets it: otherwise clients can forge it.
     #[arg(long, env = "LATCHKEY_TRUST_FORWARDED_FOR", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) trust_forwarded_for: Option<bool>,
+    /// A directory whose files replace the built-in page templates of the same
+    /// names (base.html, login.html, consent.html, account.html, error.html,
+    /// logged_out.html) and the stylesheet (latchkey.css).
+    #[arg(long, env = "LATCHKEY_TEMPLATES_DIR", value_name = "DIR")]
+    pub(crate) templates_dir: Option<PathBuf>,
+    /// A browser session ends after this long without use [default: 1h].
+    #[arg(long, env = "LATCHKEY_SESSION_IDLE_TTL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) session_idle_ttl: Option<Duration>,
+    /// A browser session ends this long after sign-in, however active [default: 12h].
+    #[arg(long, env = "LATCHKEY_SESSION_ABSOLUTE_TTL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) session_absolute_ttl: Option<Duration>,
+    /// How long a user's approval of an app is remembered [default: 30d].
+    #[arg(long, env = "LATCHKEY_CONSENT_TTL", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) consent_ttl: Option<Duration>,
+    /// Failed sign-ins allowed per account per 15 minutes; 0 disables [default: 5].
+    #[arg(long, env = "LATCHKEY_LOGIN_RATE_LIMIT", value_name = "COUNT")]
+    pub(crate) login_rate_limit: Option<u32>,
+    /// Failed sign-ins allowed per client address per 15 minutes; 0 disables [default: 30].
+    #[arg(long, env = "LATCHKEY_LOGIN_ADDRESS_RATE_LIMIT", value_name = "COUNT")]
+    pub(crate) login_address_rate_limit: Option<u32>,
+    /// How the consent page describes a scope: SCOPE=TEXT (repeatable; adds to and
+    /// overrides the config file's [scopes] table).
+    #[arg(long = "scope-description", value_name = "SCOPE=TEXT")]
+    pub(crate) scope_descriptions: Vec<String>,
+}
+
+/// The failure window of the sign-in rate limits.
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// A sign-in limit of `max` failures per [`LOGIN_WINDOW`]; 0 disables it.
+fn login_limit(max: u32) -> Option<RateLimitSettings> {
+    (max > 0).then_some(RateLimitSettings {
+        max,
+        window: LOGIN_WINDOW,
+    })
+}
+
+/// The scope descriptions: the file's table, then the flags (`SCOPE=TEXT`).
+pub(crate) fn scope_descriptions(
+    args: &[String],
+    file: &FileConfig,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut descriptions = file.scopes.clone();
+    for spec in args {
+        let Some((scope, text)) = spec.split_once('=') else {
+            anyhow::bail!("--scope-description {spec:?} is not SCOPE=TEXT");
+        };
+        descriptions.insert(scope.trim().to_owned(), text.trim().to_owned());
+    }
+    Ok(descriptions)
 }
 
 /// Everything `serve` runs with, resolved.
@@ -244,6 +295,42 @@ impl ServeArgs {
         if cleanup_interval < Duration::from_secs(1) {
             anyhow::bail!("the cleanup interval must be at least one second");
         }
+        let session_defaults = SessionSettings::default();
+        service.sessions = SessionSettings {
+            idle: duration(
+                self.session_idle_ttl,
+                file.session_idle_ttl.as_ref(),
+                "session_idle_ttl",
+                session_defaults.idle,
+            )?,
+            absolute: duration(
+                self.session_absolute_ttl,
+                file.session_absolute_ttl.as_ref(),
+                "session_absolute_ttl",
+                session_defaults.absolute,
+            )?,
+        };
+        service.consent_ttl = duration(
+            self.consent_ttl,
+            file.consent_ttl.as_ref(),
+            "consent_ttl",
+            DEFAULT_CONSENT_TTL,
+        )?;
+        let login_defaults = LoginRateLimits::default();
+        service.login_rate_limits = LoginRateLimits {
+            per_account: match self.login_rate_limit.or(file.login_rate_limit) {
+                Some(max) => login_limit(max),
+                None => login_defaults.per_account,
+            },
+            per_address: match self
+                .login_address_rate_limit
+                .or(file.login_address_rate_limit)
+            {
+                Some(max) => login_limit(max),
+                None => login_defaults.per_address,
+            },
+        };
+        service.scope_descriptions = scope_descriptions(&self.scope_descriptions, file)?;
         Ok(Settings {
             listen: self
                 .listen
@@ -257,6 +344,10 @@ impl ServeArgs {
                     .trust_forwarded_for
                     .or(file.trust_forwarded_for)
                     .unwrap_or(false),
+                templates_dir: self
+                    .templates_dir
+                    .clone()
+                    .or_else(|| file.templates_dir.clone()),
                 ..HttpConfig::default()
             },
             cleanup_interval,
@@ -304,6 +395,7 @@ fn print_summary(
     service: &Service,
     database: &DatabaseUrl,
     secret: &SecretSource,
+    has_users: bool,
 ) -> std::io::Result<()> {
     let config = service.config();
     let issuer = &config.issuer;
@@ -313,6 +405,8 @@ fn print_summary(
     writeln!(out, "Latchkey is serving OAuth 2.1 for MCP")?;
     writeln!(out, "  issuer:     {issuer}")?;
     writeln!(out, "  metadata:   {origin}{}", paths.metadata)?;
+    writeln!(out, "  authorize:  {origin}{}", paths.authorize)?;
+    writeln!(out, "  account:    {origin}{}", paths.account)?;
     writeln!(out, "  jwks:       {origin}{}", paths.jwks)?;
     writeln!(out, "  token:      {origin}{}", paths.token)?;
     writeln!(out, "  database:   {database}")?;
@@ -359,6 +453,14 @@ fn print_summary(
         writeln!(out, "  resource:   {}{name} ({scopes})", resource.uri)?;
     }
     writeln!(out)?;
+    if !has_users {
+        writeln!(
+            out,
+            "No users yet: create one with `latchkey user add --email you@example.com --password-stdin` \
+             (with the same --data-dir, --database-url or --config as this server), typing the \
+             password on standard input."
+        )?;
+    }
     if config.resources.is_empty() {
         writeln!(
             out,
@@ -434,6 +536,11 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
+    let has_users = !store
+        .list_users()
+        .await
+        .context("cannot read the users")?
+        .is_empty();
     let configured_secret = args
         .signing
         .secret
@@ -456,9 +563,14 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         stopped,
     ));
 
-    let app = router(AppState::new(service.clone(), settings.http));
+    let state =
+        AppState::new(service.clone(), settings.http).context("cannot load the page templates")?;
+    if !state.pages.overridden().is_empty() {
+        tracing::info!(files = ?state.pages.overridden(), "using page template overrides");
+    }
+    let app = router(state);
     let shutdown = shutdown_signal()?;
-    print_summary(&service, &database, &secret_source)?;
+    print_summary(&service, &database, &secret_source, has_users)?;
     tracing::info!(address = %bound, issuer = %service.config().issuer, "listening");
     let served = latchkey_http::serve(listener, app, shutdown).await;
     let _ = stop.send(true);
@@ -557,6 +669,13 @@ mod tests {
             registration_rate_limit = 0
             require_resource = false
             trust_forwarded_for = true
+            consent_ttl = "7d"
+            login_rate_limit = 9
+            login_address_rate_limit = 0
+            templates_dir = "/srv/templates"
+            [scopes]
+            a = "From the file"
+            c = "Sea"
             [[resource]]
             uri = "https://from-file.example/mcp"
             scopes = ["a"]
@@ -593,6 +712,13 @@ mod tests {
             client_cache_ttl: None,
             cleanup_interval: None,
             trust_forwarded_for: None,
+            templates_dir: None,
+            session_idle_ttl: Some(Duration::from_secs(1800)),
+            session_absolute_ttl: None,
+            consent_ttl: None,
+            login_rate_limit: Some(0),
+            login_address_rate_limit: None,
+            scope_descriptions: vec!["a=From the flag".to_owned(), "b=Bee".to_owned()],
         };
         let settings = args.settings(&file).unwrap();
         assert_eq!(settings.listen, DEFAULT_LISTEN);
@@ -612,6 +738,32 @@ mod tests {
         assert_eq!(settings.service.registration_rate_limit, None);
         assert!(!settings.service.require_resource);
         assert!(settings.http.trust_forwarded_for);
+        assert_eq!(
+            settings.http.templates_dir.as_deref(),
+            Some(std::path::Path::new("/srv/templates"))
+        );
+        assert_eq!(settings.service.sessions.idle, Duration::from_secs(1800));
+        assert_eq!(
+            settings.service.sessions.absolute,
+            SessionSettings::default().absolute
+        );
+        assert_eq!(
+            settings.service.consent_ttl,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        // The flag's 0 turns the per-account limit off; the file's 0 the other.
+        assert_eq!(settings.service.login_rate_limits.per_account, None);
+        assert_eq!(settings.service.login_rate_limits.per_address, None);
+        let descriptions: Vec<(&str, &str)> = settings
+            .service
+            .scope_descriptions
+            .iter()
+            .map(|(scope, text)| (scope.as_str(), text.as_str()))
+            .collect();
+        assert_eq!(
+            descriptions,
+            [("a", "From the flag"), ("b", "Bee"), ("c", "Sea")]
+        );
         assert_eq!(
             settings
                 .service

@@ -25,6 +25,7 @@ async fn metadata_lists_exactly_what_is_implemented(backend: Backend) {
         body,
         json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
             "jwks_uri": format!("{issuer}/jwks.json"),
             "registration_endpoint": format!("{issuer}/register"),
@@ -127,7 +128,6 @@ async fn unknown_paths_are_404_never_5xx(backend: Backend) {
         "/tenant1/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server/tenant1",
         "/.well-known/oauth-protected-resource",
-        "/authorize",
         "/nothing/here",
         "/%ff%fe",
     ] {

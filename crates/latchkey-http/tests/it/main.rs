@@ -10,12 +10,16 @@
     clippy::indexing_slicing
 )]
 
+mod browser;
 mod support;
 
+mod account;
+mod authorize;
 mod cors;
 mod discovery;
 mod hostile;
 mod introspection;
+mod login;
 mod registration;
 mod token;
 mod unavailable;

@@ -136,6 +136,7 @@ type ConfigChange = Box<dyn FnOnce(&mut ServiceConfig) + Send>;
 pub(crate) struct TestAppBuilder {
     backend: Backend,
     issuer_path: String,
+    https_issuer: bool,
     pool: PoolOptions,
     http: HttpConfig,
     changes: Vec<ConfigChange>,
@@ -147,6 +148,14 @@ impl TestAppBuilder {
     /// Serves the issuer with this path (`/tenant1`).
     pub(crate) fn issuer_path(mut self, path: &str) -> Self {
         self.issuer_path = path.to_owned();
+        self
+    }
+
+    /// Makes the issuer `https://127.0.0.1:{port}` although the tests talk
+    /// plain http to the loopback port: the cookies and the Origin check
+    /// then follow the https rules (`__Host-`, `Secure`).
+    pub(crate) fn https_issuer(mut self) -> Self {
+        self.https_issuer = true;
         self
     }
 
@@ -175,7 +184,8 @@ impl TestAppBuilder {
     pub(crate) async fn start(self) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
-        let issuer = format!("http://{address}{}", self.issuer_path);
+        let scheme = if self.https_issuer { "https" } else { "http" };
+        let issuer = format!("{scheme}://{address}{}", self.issuer_path);
         let database = match self.database {
             Some(database) => database,
             None => Database::create(self.backend, &self.pool).await,
@@ -209,7 +219,7 @@ impl TestAppBuilder {
         )
         .await
         .unwrap();
-        let app = router(AppState::new(service.clone(), self.http));
+        let app = router(AppState::new(service.clone(), self.http).unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, app, async move {
             let _ = stopped.await;
@@ -237,7 +247,7 @@ pub(crate) struct TestApp {
     pub(crate) base: String,
     /// The issuer, byte-for-byte as configured.
     pub(crate) issuer: String,
-    /// The service behind the router (for codes, until `/authorize` exists).
+    /// The service behind the router.
     pub(crate) service: Service,
     /// The service's clock.
     pub(crate) clock: Arc<TestClock>,
@@ -349,6 +359,7 @@ impl TestApp {
         TestAppBuilder {
             backend,
             issuer_path: String::new(),
+            https_issuer: false,
             pool: PoolOptions::default(),
             http: HttpConfig::default(),
             changes: Vec::new(),

@@ -28,6 +28,8 @@ pub const MIN_SERVER_SECRET_LEN: usize = 32;
 const HKDF_SALT: &[u8] = b"latchkey server secret v1";
 /// The HKDF `info` for the signing-key encryption key.
 const SIGNING_KEY_INFO: &[u8] = b"latchkey signing-key encryption AES-256-GCM v1";
+/// The HKDF `info` for the key that signs the browser forms' CSRF tokens.
+const CSRF_KEY_INFO: &[u8] = b"latchkey csrf HMAC-SHA256 v1";
 
 /// The server secret, redacted in `Debug`.
 #[derive(Clone)]
@@ -69,6 +71,20 @@ pub enum CryptoError {
     /// The random generator or the cipher failed.
     #[error("encryption failed")]
     Encrypt,
+}
+
+/// Derives the HMAC-SHA-256 key that signs CSRF tokens (see
+/// `crate::sessions`): HKDF of the server secret with its own `info`, so it
+/// is independent of the signing-key encryption key. Every instance sharing
+/// the secret derives the same key, so a form rendered by one instance is
+/// accepted by another.
+pub(crate) fn derive_csrf_key(secret: &ServerSecret) -> Result<ring::hmac::Key, CryptoError> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(secret.bytes());
+    let info = [CSRF_KEY_INFO];
+    let okm = prk
+        .expand(&info, ring::hmac::HMAC_SHA256)
+        .map_err(|_| CryptoError::Encrypt)?;
+    Ok(ring::hmac::Key::from(okm))
 }
 
 /// The AES-256-GCM key that seals private signing keys.

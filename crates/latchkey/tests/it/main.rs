@@ -2,7 +2,9 @@
 //! `serve` on a free port with a temporary data directory (the port is
 //! learned from the printed `issuer:` line), `client add`, the token,
 //! introspection and revocation endpoints with real HTTP, `keys rotate`,
-//! a wrong secret, and a clean exit on SIGTERM.
+//! the `user` commands and the first-run hint, a wrong secret, and a clean
+//! exit on SIGTERM. The browser flow against the binary is in
+//! `e2e/tests/authorize.test.mjs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,7 +20,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use base64::Engine as _;
 use serde_json::Value;
 
-use process::{Server, latchkey};
+use process::{Server, latchkey, latchkey_with_stdin};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp=read,write";
 const AUDIENCE: &str = "https://mcp.example.com/mcp";
@@ -365,4 +367,134 @@ fn client_commands_list_show_and_remove() {
         String::from_utf8_lossy(&invalid.stderr).contains("redirect_uris is required"),
         "{invalid:?}"
     );
+}
+
+#[test]
+fn user_commands_add_list_disable_enable_and_change_passwords() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let storage = storage(data_dir.path(), None);
+    let with = |command: &[&str]| {
+        let mut args: Vec<String> = command.iter().map(|part| (*part).to_owned()).collect();
+        args.extend(storage.iter().cloned());
+        args
+    };
+
+    // The first start says how to create a user.
+    let server = Server::start(&storage);
+    let stdout = server.stdout();
+    assert!(
+        stdout.contains("No users yet: create one with `latchkey user add --email you@example.com --password-stdin`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("authorize:  {}/authorize", server.issuer)),
+        "{stdout}"
+    );
+    server.stop_and_expect_clean_exit();
+
+    // The password comes only from standard input, and follows the policy.
+    let refused = latchkey(&with(&["user", "add", "--email", "ada@example.org"]));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--password-stdin"));
+    let short = latchkey_with_stdin(
+        &with(&[
+            "user",
+            "add",
+            "--email",
+            "ada@example.org",
+            "--password-stdin",
+        ]),
+        "short\n",
+    );
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"),
+        "{short:?}"
+    );
+    let empty = latchkey_with_stdin(
+        &with(&[
+            "user",
+            "add",
+            "--email",
+            "ada@example.org",
+            "--password-stdin",
+        ]),
+        "",
+    );
+    assert!(
+        String::from_utf8_lossy(&empty.stderr).contains("no password"),
+        "{empty:?}"
+    );
+
+    let added = latchkey_with_stdin(
+        &with(&[
+            "user",
+            "add",
+            "--email",
+            "Ada@Example.org",
+            "--password-stdin",
+        ]),
+        "first password\r\n",
+    );
+    assert!(added.status.success(), "{added:?}");
+    let printed = String::from_utf8_lossy(&added.stdout).into_owned();
+    let user_id = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("user_id: "))
+        .unwrap()
+        .to_owned();
+    assert!(!printed.contains("first password"));
+    let taken = latchkey_with_stdin(
+        &with(&[
+            "user",
+            "add",
+            "--email",
+            "ada@example.ORG",
+            "--password-stdin",
+        ]),
+        "another password\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("exists already"),
+        "{taken:?}"
+    );
+
+    let listed: Value =
+        serde_json::from_slice(&latchkey(&with(&["user", "list", "--json"])).stdout).unwrap();
+    assert_eq!(listed[0]["user_id"], user_id.as_str());
+    assert_eq!(listed[0]["email"], "Ada@Example.org");
+    assert_eq!(listed[0]["disabled"], false);
+
+    let disabled = latchkey(&with(&["user", "disable", "ada@example.org"]));
+    assert!(disabled.status.success(), "{disabled:?}");
+    let table = String::from_utf8_lossy(&latchkey(&with(&["user", "list"])).stdout).into_owned();
+    assert!(
+        table.contains("disabled") && table.contains(&user_id),
+        "{table}"
+    );
+    assert!(
+        latchkey(&with(&["user", "enable", &user_id]))
+            .status
+            .success()
+    );
+    let table = String::from_utf8_lossy(&latchkey(&with(&["user", "list"])).stdout).into_owned();
+    assert!(table.contains("active"), "{table}");
+
+    let changed = latchkey_with_stdin(
+        &with(&["user", "passwd", "ada@example.org", "--password-stdin"]),
+        "second password\n",
+    );
+    assert!(changed.status.success(), "{changed:?}");
+    let missing = latchkey(&with(&["user", "disable", "nobody@example.org"]));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such user"));
+
+    // With a user, the hint is gone.
+    let server = Server::start(&storage);
+    assert!(
+        !server.stdout().contains("No users yet"),
+        "{}",
+        server.stdout()
+    );
+    server.stop_and_expect_clean_exit();
 }

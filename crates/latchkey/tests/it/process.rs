@@ -39,6 +39,25 @@ pub(crate) fn latchkey_with_env(args: &[String], env: &[(&str, &str)]) -> Output
     command.output().unwrap()
 }
 
+/// Runs `latchkey <args>` with `input` on standard input.
+pub(crate) fn latchkey_with_stdin(args: &[String], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = binary()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A running `latchkey serve`.
 pub(crate) struct Server {
     child: Option<Child>,
