@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: the store benchmark next to a pgbench baseline.
+//! `cargo xtask bench`: the store benchmark next to a pgbench baseline, and
+//! the server benchmark next to node-oidc-provider.
 //!
 //! `bench store` runs the `store` bench of latchkey-store-diesel (SQLite and
 //! Postgres, 16 concurrent tasks) and then pgbench's `simple-update` script
@@ -15,7 +16,10 @@
 //! pgbench runs in a scratch database, `latchkey_pgbench_<pid>`, which is
 //! dropped afterwards, also when a step fails (`ScratchDatabase`'s `Drop`).
 //!
-//! `bench server` is the slot for a later issue.
+//! `bench server` (the `server` submodule) measures the release binary over
+//! HTTP with wrk, next to node-oidc-provider; its helpers are the `wrk`,
+//! `http`, `process` and `report` submodules, and it reuses
+//! `ScratchDatabase`.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -24,6 +28,12 @@ use anyhow::{Context as _, bail};
 
 use crate::postgres::{self, DATABASE_URL};
 use crate::shell::{Cmd, Shell, find_postgres_program};
+
+mod http;
+mod process;
+mod report;
+mod server;
+mod wrk;
 
 /// The variable that passes `--seconds` to the store bench.
 const BENCH_SECONDS: &str = "LATCHKEY_BENCH_SECONDS";
@@ -46,7 +56,7 @@ pub(crate) enum Target {
     Store,
     /// The pgbench baseline alone.
     Pgbench,
-    /// The HTTP server benchmark, added by a later issue.
+    /// The HTTP server benchmark next to node-oidc-provider.
     Server,
 }
 
@@ -54,7 +64,8 @@ pub(crate) enum Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Options {
     pub(crate) target: Target,
-    /// How long each measured run lasts, in seconds.
+    /// How long each measured run lasts, in seconds: by default 10 for the
+    /// store and pgbench, 15 for the server bench.
     pub(crate) seconds: u32,
 }
 
@@ -69,7 +80,10 @@ impl Options {
             "server" => Target::Server,
             other => bail!("unknown benchmark `{other}`; {USAGE}"),
         };
-        let mut seconds = 10;
+        let mut seconds = match target {
+            Target::Store | Target::Pgbench => 10,
+            Target::Server => 15,
+        };
         let mut remaining = rest.iter();
         while let Some(argument) = remaining.next() {
             match argument.as_str() {
@@ -93,10 +107,7 @@ impl Options {
 /// Runs the chosen benchmark.
 pub(crate) fn run(shell: &mut Shell, options: &Options) -> anyhow::Result<()> {
     match options.target {
-        Target::Server => bail!(
-            "`cargo xtask bench server` is not yet available: the HTTP server benchmark \
-             lands in a later issue"
-        ),
+        Target::Server => server::run(shell, options.seconds),
         Target::Pgbench => {
             postgres::discover_and_export(shell)?;
             let tps = pgbench(shell, options.seconds, PGBENCH_SCALE).context("pgbench")?;
@@ -358,8 +369,17 @@ mod tests {
             }
         );
         assert_eq!(
-            Options::parse(&words("server")).unwrap().target,
-            Target::Server
+            Options::parse(&words("server")).unwrap(),
+            Options {
+                target: Target::Server,
+                seconds: 15
+            }
+        );
+        assert_eq!(
+            Options::parse(&words("server --seconds 2"))
+                .unwrap()
+                .seconds,
+            2
         );
         for bad in [
             "",
@@ -371,13 +391,6 @@ mod tests {
         ] {
             assert!(Options::parse(&words(bad)).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn the_server_bench_is_not_available_yet() {
-        let options = Options::parse(&words("server")).unwrap();
-        let error = run(&mut Shell::at(std::env::temp_dir()), &options).unwrap_err();
-        assert!(error.to_string().contains("not yet available"), "{error}");
     }
 
     #[test]
