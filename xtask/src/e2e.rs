@@ -36,12 +36,11 @@ impl Options {
 
 /// Runs the chosen suites.
 pub(crate) fn run(shell: &mut Shell, options: &Options) -> anyhow::Result<()> {
-    let suites = if options.all {
-        browser::ALL_SUITES
+    if options.all {
+        browser::run_suites(shell, &[browser::ALL_SUITES])
     } else {
-        browser::SUITE
-    };
-    browser::run_suites(shell, &[suites])
+        browser::run_suites(shell, browser::SUITES)
+    }
 }
 
 #[cfg(test)]
