@@ -16,7 +16,10 @@
 //! - the browser half of the code flow: the authorization endpoint
 //!   ([`authorize`]), local accounts and sign-in ([`accounts`]), browser
 //!   sessions and CSRF tokens ([`sessions`]), and remembered consent and
-//!   connected apps ([`consent`]).
+//!   connected apps ([`consent`]);
+//! - sign-in through upstream OpenID Connect providers ([`upstream`]):
+//!   Latchkey is the relying party (discovery, PKCE, `state`, `nonce`, ID
+//!   token validation) and resolves the upstream identity to a local user.
 //!
 //! Architecture invariants:
 //! - no axum, no diesel, no HTTP status codes: errors are [`FlowError`]s
@@ -50,6 +53,7 @@ pub mod revocation;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;
+pub mod upstream;
 
 #[cfg(test)]
 mod testing;
@@ -85,6 +89,9 @@ pub enum StartError {
     /// The signing keys could not be loaded or created.
     #[error("{0}")]
     Keys(#[from] KeyError),
+    /// The HTTP client for upstream providers could not be built.
+    #[error("{0}")]
+    Upstream(String),
 }
 
 /// The authorization server's flows. Cheap to clone: everything is behind
@@ -105,6 +112,7 @@ struct Inner {
     login_address_limiter: Option<SlidingWindowLimiter<IpAddr>>,
     csrf_key: ring::hmac::Key,
     random: SystemRandom,
+    upstreams: upstream::Upstreams,
 }
 
 impl std::fmt::Debug for Inner {
@@ -144,6 +152,8 @@ impl Service {
         });
         let login_account_limiter = limiter(config.login_rate_limits.per_account);
         let login_address_limiter = limiter(config.login_rate_limits.per_address);
+        let upstreams =
+            upstream::Upstreams::new(&config.upstreams).map_err(StartError::Upstream)?;
         Ok(Service {
             inner: Arc::new(Inner {
                 clients: ClientCache::new(config.client_cache_ttl),
@@ -156,6 +166,7 @@ impl Service {
                 login_address_limiter,
                 csrf_key,
                 random: SystemRandom::new(),
+                upstreams,
             }),
         })
     }

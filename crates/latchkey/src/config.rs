@@ -144,8 +144,12 @@ pub(crate) struct FileConfig {
     pub(crate) consent_ttl: Option<FileDuration>,
     pub(crate) login_rate_limit: Option<u32>,
     pub(crate) login_address_rate_limit: Option<u32>,
+    pub(crate) password_login: Option<bool>,
     #[serde(default, rename = "resource")]
     pub(crate) resources: Vec<FileResource>,
+    /// `[[upstream]]`: upstream OpenID Connect providers.
+    #[serde(default, rename = "upstream")]
+    pub(crate) upstreams: Vec<crate::upstream::FileUpstream>,
     /// `[scopes]`: scope name = description for the consent page.
     #[serde(default)]
     pub(crate) scopes: BTreeMap<String, String>,

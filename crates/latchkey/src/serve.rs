@@ -35,6 +35,7 @@ use crate::config::{
 };
 use crate::secret::{SecretSource, load_or_generate};
 use crate::store::{DatabaseUrl, StoreOptions, open_store};
+use crate::upstream::UpstreamArgs;
 
 /// Arguments of `latchkey serve`.
 #[derive(Debug, Args)]
@@ -129,6 +130,12 @@ pub(crate) struct ServeArgs {
     /// overrides the config file's [scopes] table).
     #[arg(long = "scope-description", value_name = "SCOPE=TEXT")]
     pub(crate) scope_descriptions: Vec<String>,
+    /// Whether local users may sign in with a password; false leaves only the
+    /// upstream providers on the sign-in page [default: true].
+    #[arg(long, env = "LATCHKEY_PASSWORD_LOGIN", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) password_login: Option<bool>,
+    #[command(flatten)]
+    pub(crate) upstream: UpstreamArgs,
 }
 
 /// The failure window of the sign-in rate limits.
@@ -331,6 +338,10 @@ impl ServeArgs {
             },
         };
         service.scope_descriptions = scope_descriptions(&self.scope_descriptions, file)?;
+        service.password_login = self.password_login.or(file.password_login).unwrap_or(true);
+        service.upstreams = crate::upstream::providers(&self.upstream, &file.upstreams, &|name| {
+            std::env::var(name).ok()
+        })?;
         Ok(Settings {
             listen: self
                 .listen
@@ -436,6 +447,19 @@ fn print_summary(
         format_duration(config.lifetimes.refresh_absolute)
     )?;
     writeln!(out, "  registration: {}", config.registration.name())?;
+    if !config.password_login {
+        writeln!(out, "  passwords:  off (upstream sign-in only)")?;
+    }
+    for provider in &config.upstreams {
+        writeln!(
+            out,
+            "  upstream:   {} \"{}\" at {} (redirect URI to register there: {})",
+            provider.id,
+            provider.display_name,
+            provider.issuer,
+            provider.redirect_uri(config.endpoint_base())
+        )?;
+    }
     if config.resources.is_empty() {
         writeln!(out, "  resources:  none")?;
     }
@@ -551,6 +575,13 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the authorization server")?;
 
+    // Discovery of the upstream providers, in the background: a provider
+    // that is down must not keep Latchkey from serving (it is retried at the
+    // first sign-in through it).
+    if !service.config().upstreams.is_empty() {
+        let warming = service.clone();
+        tokio::spawn(async move { warming.warm_upstreams().await });
+    }
     let (stop, stopped) = watch::channel(false);
     let cleanup = tokio::spawn(cleanup_task(
         service.clone(),
@@ -719,6 +750,8 @@ mod tests {
             login_rate_limit: Some(0),
             login_address_rate_limit: None,
             scope_descriptions: vec!["a=From the flag".to_owned(), "b=Bee".to_owned()],
+            password_login: None,
+            upstream: UpstreamArgs::default(),
         };
         let settings = args.settings(&file).unwrap();
         assert_eq!(settings.listen, DEFAULT_LISTEN);
