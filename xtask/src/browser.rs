@@ -157,6 +157,17 @@ pub(crate) fn npm_install_needed(e2e: &Path) -> bool {
     }
 }
 
+/// The `npm` step of `cargo xtask test`: Node must be installed and
+/// `e2e/node_modules` current, because Rust tests spawn Node fixtures
+/// (`e2e/fixtures/upstream-op.mjs`).
+pub(crate) fn npm_step(shell: &mut Shell, _: &StepInput) -> anyhow::Result<()> {
+    find_in_path("node").context(
+        "Node.js is not installed; the federation tests spawn e2e/fixtures/upstream-op.mjs \
+         and need Node 20 or later (apt-get install -y nodejs npm)",
+    )?;
+    ensure_npm_packages(shell)
+}
+
 /// `npm ci --prefix e2e` when needed.
 fn ensure_npm_packages(shell: &mut Shell) -> anyhow::Result<()> {
     let e2e = shell.root().join("e2e");

@@ -12,6 +12,9 @@
 
 mod browser;
 mod support;
+// Shared with the federation tests: the upstream OpenID provider fixture.
+#[path = "../support/upstream_op.rs"]
+mod upstream_op;
 
 mod account;
 mod authorize;
@@ -23,3 +26,4 @@ mod login;
 mod registration;
 mod token;
 mod unavailable;
+mod upstream_fixture;
