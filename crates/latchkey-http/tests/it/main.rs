@@ -20,6 +20,7 @@ mod account;
 mod authorize;
 mod cors;
 mod discovery;
+mod federation;
 mod hostile;
 mod introspection;
 mod login;
