@@ -704,12 +704,20 @@ mod tests {
             login_rate_limit = 9
             login_address_rate_limit = 0
             templates_dir = "/srv/templates"
+            password_login = false
             [scopes]
             a = "From the file"
             c = "Sea"
             [[resource]]
             uri = "https://from-file.example/mcp"
             scopes = ["a"]
+            [[upstream]]
+            id = "corp"
+            issuer = "https://idp.example.com"
+            client_id = "latchkey"
+            client_secret = "s3cret"
+            display_name = "Corp SSO"
+            auto_provision = true
             "#,
         )
         .unwrap();
@@ -784,6 +792,15 @@ mod tests {
             settings.service.consent_ttl,
             Duration::from_secs(7 * 24 * 3600)
         );
+        assert!(!settings.service.password_login);
+        let upstreams = &settings.service.upstreams;
+        assert_eq!(upstreams.len(), 1);
+        assert_eq!(
+            (upstreams[0].id.as_str(), upstreams[0].display_name.as_str()),
+            ("corp", "Corp SSO")
+        );
+        assert!(upstreams[0].auto_provision && !upstreams[0].link_by_verified_email);
+        assert_eq!(upstreams[0].validate(), Ok(()));
         // The flag's 0 turns the per-account limit off; the file's 0 the other.
         assert_eq!(settings.service.login_rate_limits.per_account, None);
         assert_eq!(settings.service.login_rate_limits.per_address, None);
