@@ -37,11 +37,11 @@ impl Options {
 /// Runs the chosen suites.
 pub(crate) fn run(shell: &mut Shell, options: &Options) -> anyhow::Result<()> {
     let suites = if options.all {
-        browser::ALL_SUITES
+        &[browser::ALL_SUITES]
     } else {
-        browser::SUITE
+        browser::SUITES
     };
-    browser::run_suites(shell, &[suites])
+    browser::run_suites(shell, suites)
 }
 
 #[cfg(test)]
