@@ -71,6 +71,8 @@ function psql(sql) {
  * @property {string} issuer The issuer it printed (`http://127.0.0.1:<port>`).
  * @property {string} backend `sqlite` or `postgres`.
  * @property {(email: string, password: string) => void} addUser Runs `latchkey user add`.
+ * @property {(args: string[]) => {status: number | null, stdout: string, stderr: string}} cli
+ *   Runs another command of the binary (`user link …`, `user list --json`) on the same storage.
  * @property {() => string} output Its captured output, for failure messages.
  * @property {() => Promise<void>} stop Stops it (SIGTERM) and removes its data.
  */
@@ -78,7 +80,9 @@ function psql(sql) {
 /**
  * Starts `latchkey serve` on a free loopback port.
  *
- * @param {{backend: 'sqlite'|'postgres', resources: string[], args?: string[]}} options
+ * @param {{backend: 'sqlite'|'postgres', resources: string[], args?: string[], listen?: string}} options
+ *   `listen` defaults to `127.0.0.1:0` (a free port); a fixed one lets a test tell an
+ *   upstream provider the redirect URI before Latchkey starts.
  * @returns {Promise<Latchkey>}
  */
 export async function startLatchkey(options) {
@@ -101,7 +105,7 @@ export async function startLatchkey(options) {
     await rm(dataDir, { recursive: true, force: true });
     if (database !== undefined) psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   };
-  const args = ['serve', '--listen', '127.0.0.1:0', ...storage];
+  const args = ['serve', '--listen', options.listen ?? '127.0.0.1:0', ...storage];
   for (const resource of options.resources) args.push('--resource', resource);
   args.push(...(options.args ?? []));
   const server = startProcess(`latchkey-${options.backend}`, binary, args, { env });
@@ -125,6 +129,10 @@ export async function startLatchkey(options) {
         env,
         stdio: ['pipe', 'ignore', 'pipe'],
       });
+    },
+    cli(commandArgs) {
+      const result = spawnSync(binary, [...commandArgs, ...storage], { env, encoding: 'utf8' });
+      return { status: result.status, stdout: result.stdout, stderr: result.stderr };
     },
     output: () => server.output(),
     async stop() {

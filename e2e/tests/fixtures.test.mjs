@@ -12,6 +12,7 @@
  */
 
 import assert from 'node:assert/strict';
+import { createHash, createPublicKey, randomBytes, verify as verifySignature } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
@@ -584,5 +585,364 @@ describe('headless Chromium and the approve helper', () => {
     });
     assert.equal(usage.code, 2, 'EMAIL and PASSWORD are required');
     assert.match(usage.stderr, /usage:/);
+  });
+});
+
+/**
+ * A cookie jar for `fetch`: remembers `name=value` of every `Set-Cookie` (a cleared
+ * cookie is forgotten) and sends them all back. The upstream OP is one origin, so
+ * paths and domains do not matter here.
+ */
+class CookieJar {
+  /** @type {Map<string, string>} */
+  cookies = new Map();
+
+  /** @param {Response} response */
+  store(response) {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair = ''] = line.split(';');
+      const index = pair.indexOf('=');
+      const name = pair.slice(0, index).trim();
+      const value = pair.slice(index + 1).trim();
+      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  /** @returns {string} */
+  header() {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+  }
+}
+
+/**
+ * Verifies a compact JWS (RS256 or ES256) against a JWKS; returns the payload or
+ * `undefined` when no published key with its `kid` verifies it.
+ *
+ * @param {string} token
+ * @param {{keys: Array<Record<string, any>>}} jwks
+ * @returns {Record<string, any> | undefined}
+ */
+function verifyWithJwks(token, jwks) {
+  const [encodedHeader = '', encodedPayload = '', encodedSignature = ''] = token.split('.');
+  const header = JSON.parse(Buffer.from(encodedHeader, 'base64url').toString('utf8'));
+  const jwk = jwks.keys.find((key) => key.kid === header.kid);
+  if (jwk === undefined || jwk.alg !== header.alg) return undefined;
+  const key = createPublicKey({ key: jwk, format: 'jwk' });
+  const input = Buffer.from(`${encodedHeader}.${encodedPayload}`);
+  const signature = Buffer.from(encodedSignature, 'base64url');
+  const valid =
+    header.alg === 'ES256'
+      ? verifySignature('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, signature)
+      : verifySignature('sha256', input, key, signature);
+  return valid ? JSON.parse(Buffer.from(encodedPayload, 'base64url').toString('utf8')) : undefined;
+}
+
+describe('upstream OpenID provider (fixtures/upstream-op.mjs)', () => {
+  const clientId = 'latchkey';
+  const clientSecret = `secret-${randomBytes(8).toString('hex')}`;
+  const redirectUri = 'http://127.0.0.1:33418/login/upstream/test/callback';
+  /** @type {import('../lib/processes.mjs').ManagedProcess} */
+  let op;
+  /** @type {string} */
+  let issuer;
+  /** @type {Record<string, any>} */
+  let discovery;
+  /** @type {{keys: Array<Record<string, any>>}} */
+  let jwks;
+
+  before(async () => {
+    op = startProcess(
+      'upstream-op',
+      process.execPath,
+      [
+        join(E2E_DIR, 'fixtures', 'upstream-op.mjs'),
+        '--port', '0',
+        '--client-id', clientId,
+        '--client-secret', clientSecret,
+        '--redirect-uri', 'http://127.0.0.1:9/other',
+        '--redirect-uri', redirectUri,
+      ],
+      { stdin: 'pipe' },
+    );
+    const ready = await op.waitForOutput(/^issuer: (http:\/\/127\.0\.0\.1:\d+)$/);
+    issuer = ready[1] ?? '';
+    discovery = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+    jwks = await (await fetch(discovery.jwks_uri)).json();
+  });
+
+  after(async () => {
+    await op?.stop();
+  });
+
+  /** @param {Record<string, boolean | string>} mode */
+  const setMode = async (mode) => {
+    const response = await fetch(`${issuer}/__test/mode`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(mode),
+    });
+    assert.equal(response.status, 204);
+  };
+
+  /**
+   * Drives the authorization request through the sign-in form with fetch, following
+   * redirects by hand and carrying the provider's cookies; returns the callback URL.
+   *
+   * @param {string} login
+   * @param {{state: string, nonce: string, challenge: string}} request
+   */
+  const signIn = async (login, request) => {
+    const jar = new CookieJar();
+    const authorize = new URL(discovery.authorization_endpoint);
+    authorize.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: redirectUri,
+      scope: 'openid email profile',
+      state: request.state,
+      nonce: request.nonce,
+      code_challenge: request.challenge,
+      code_challenge_method: 'S256',
+    }).toString();
+    /** @param {string | URL} url @param {RequestInit} [init] */
+    const go = async (url, init = {}) => {
+      const response = await fetch(url, {
+        ...init,
+        redirect: 'manual',
+        headers: { ...init.headers, cookie: jar.header() },
+      });
+      jar.store(response);
+      return response;
+    };
+    let response = await go(authorize);
+    assert.equal(response.status, 303, 'the authorization request goes to the interaction');
+    const interaction = new URL(response.headers.get('location') ?? '', issuer);
+    assert.match(interaction.pathname, /^\/interaction\/[\w-]+$/);
+    response = await go(interaction);
+    assert.equal(response.status, 200);
+    const form = await response.text();
+    assert.match(form, /<form id="upstream-login" method="post" action="\/interaction\/[\w-]+">/);
+    assert.match(form, /<input name="login"/);
+    assert.match(form, /<button type="submit"/);
+
+    const post = (account) =>
+      go(interaction, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ login: account }).toString(),
+      });
+    const wrong = await post('mallory');
+    assert.equal(wrong.status, 200, 'an unknown account re-renders the form');
+    const wrongPage = await wrong.text();
+    assert.match(wrongPage, /id="upstream-error">No account named “mallory”/);
+    assert.match(wrongPage, /<form id="upstream-login"/);
+
+    response = await post(login);
+    for (let hops = 0; response.status >= 300 && response.status < 400 && hops < 5; hops += 1) {
+      const location = new URL(response.headers.get('location') ?? '', issuer);
+      if (location.href.startsWith(redirectUri)) return location;
+      await response.text();
+      response = await go(location);
+    }
+    assert.fail(`no redirect to the client: ${response.status} ${await response.text()}`);
+  };
+
+  /**
+   * One whole code flow; returns the token endpoint's response and what was sent.
+   *
+   * @param {string} login
+   * @param {{auth?: 'basic' | 'post', secret?: string}} [options]
+   */
+  const codeFlow = async (login, options = {}) => {
+    const verifier = randomBytes(32).toString('base64url');
+    const request = {
+      state: randomBytes(8).toString('base64url'),
+      nonce: randomBytes(8).toString('base64url'),
+      challenge: createHash('sha256').update(verifier).digest('base64url'),
+    };
+    const callback = await signIn(login, request);
+    assert.equal(callback.searchParams.get('state'), request.state);
+    assert.equal(callback.searchParams.get('iss'), issuer);
+    const code = callback.searchParams.get('code') ?? '';
+    assert.ok(code.length > 10, 'a code');
+    const exchange = async () => {
+      const form = new URLSearchParams({
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: redirectUri,
+        code_verifier: verifier,
+      });
+      /** @type {Record<string, string>} */
+      const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+      const secret = options.secret ?? clientSecret;
+      if (options.auth === 'post') {
+        form.set('client_id', clientId);
+        form.set('client_secret', secret);
+      } else {
+        headers.authorization = `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`;
+      }
+      return fetch(discovery.token_endpoint, { method: 'POST', headers, body: form.toString() });
+    };
+    return { request, exchange };
+  };
+
+  it('publishes discovery and a JWKS with RS256 and ES256 keys', () => {
+    assert.equal(discovery.issuer, issuer);
+    assert.deepEqual(discovery.code_challenge_methods_supported, ['S256']);
+    assert.deepEqual(discovery.response_types_supported, ['code']);
+    assert.deepEqual(discovery.token_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post']);
+    assert.ok(discovery.id_token_signing_alg_values_supported.includes('RS256'));
+    assert.equal(discovery.authorization_response_iss_parameter_supported, true);
+    assert.deepEqual(jwks.keys.map((key) => key.alg).sort(), ['ES256', 'RS256']);
+    assert.ok(jwks.keys.every((key) => key.d === undefined), 'only public keys are published');
+    assert.equal(op.stdout(), `issuer: ${issuer}\n`, 'exactly one line on stdout');
+  });
+
+  it('runs the code flow with PKCE for alice (basic auth) and verifies the ID token', async () => {
+    const { request, exchange } = await codeFlow('alice');
+    const response = await exchange();
+    assert.equal(response.status, 200);
+    const tokens = await response.json();
+    assert.equal(tokens.token_type, 'Bearer');
+    const claims = verifyWithJwks(tokens.id_token, jwks);
+    assert.ok(claims, 'the ID token verifies against the published RS256 key');
+    assert.equal(JSON.parse(Buffer.from(tokens.id_token.split('.')[0], 'base64url').toString()).alg, 'RS256');
+    assert.equal(claims.iss, issuer);
+    assert.equal(claims.aud, clientId);
+    assert.equal(claims.sub, 'alice-sub-1');
+    assert.equal(claims.email, 'alice@example.com');
+    assert.equal(claims.email_verified, true);
+    assert.equal(claims.nonce, request.nonce);
+    // Userinfo answers the access token with the same identity.
+    const userinfo = await fetch(discovery.userinfo_endpoint, {
+      headers: { authorization: `Bearer ${tokens.access_token}` },
+    });
+    assert.equal(userinfo.status, 200);
+    assert.deepEqual(
+      { ...(await userinfo.json()) },
+      { sub: 'alice-sub-1', email: 'alice@example.com', email_verified: true, name: 'Alice Upstream' },
+    );
+    // The code is single-use (and its replay revokes what it issued, RFC 6749 §4.1.2).
+    const again = await exchange();
+    assert.equal(again.status, 400);
+    assert.equal((await again.json()).error, 'invalid_grant');
+  });
+
+  it('signs in every account afresh; bob has an unverified email; client_secret_post works', async () => {
+    const expected = {
+      bob: ['bob-sub-2', 'bob@example.com', false],
+      carol: ['carol-sub-3', 'carol@example.com', true],
+      dave: ['dave-sub-4', 'dave@example.com', true],
+    };
+    for (const [login, [sub, email, verified]] of Object.entries(expected)) {
+      const { exchange } = await codeFlow(login, { auth: 'post' });
+      const response = await exchange();
+      assert.equal(response.status, 200, login);
+      const claims = verifyWithJwks((await response.json()).id_token, jwks);
+      assert.deepEqual([claims?.sub, claims?.email, claims?.email_verified], [sub, email, verified]);
+    }
+  });
+
+  it('refuses a wrong client secret, a missing PKCE challenge and an unregistered redirect URI', async () => {
+    const flow = await codeFlow('alice', { secret: 'not-the-secret' });
+    const refused = await flow.exchange();
+    assert.equal(refused.status, 401);
+    assert.equal((await refused.json()).error, 'invalid_client');
+
+    const base = { response_type: 'code', client_id: clientId, scope: 'openid', state: 's', nonce: 'n' };
+    const noPkce = await fetch(`${discovery.authorization_endpoint}?${new URLSearchParams({ ...base, redirect_uri: redirectUri })}`, {
+      redirect: 'manual',
+    });
+    assert.equal(noPkce.status, 303);
+    assert.equal(new URL(noPkce.headers.get('location') ?? '').searchParams.get('error'), 'invalid_request');
+    const badRedirect = await fetch(
+      `${discovery.authorization_endpoint}?${new URLSearchParams({ ...base, redirect_uri: 'http://127.0.0.1:9/evil', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`,
+      { redirect: 'manual' },
+    );
+    assert.equal(badRedirect.status, 400, 'never redirects to an unregistered URI');
+    assert.match(await badRedirect.text(), /redirect_uri/);
+  });
+
+  it('tampers with the ID token on request: signature, nonce, aud', async () => {
+    try {
+      await setMode({ tamper: 'signature' });
+      let flow = await codeFlow('alice');
+      let tokens = await (await flow.exchange()).json();
+      const [header, payload] = tokens.id_token.split('.');
+      assert.equal(verifyWithJwks(tokens.id_token, jwks), undefined, 'the signature does not verify');
+      const kid = JSON.parse(Buffer.from(header, 'base64url').toString()).kid;
+      assert.ok(jwks.keys.some((key) => key.kid === kid), 'under the kid of a published key');
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+      assert.deepEqual([claims.sub, claims.nonce, claims.aud], ['alice-sub-1', flow.request.nonce, clientId]);
+
+      await setMode({ tamper: 'nonce' });
+      flow = await codeFlow('alice');
+      tokens = await (await flow.exchange()).json();
+      let verified = verifyWithJwks(tokens.id_token, jwks);
+      assert.ok(verified, 're-signed with the real key');
+      assert.notEqual(verified.nonce, flow.request.nonce);
+      assert.equal(verified.aud, clientId);
+
+      await setMode({ tamper: 'aud' });
+      flow = await codeFlow('alice');
+      tokens = await (await flow.exchange()).json();
+      verified = verifyWithJwks(tokens.id_token, jwks);
+      assert.ok(verified, 're-signed with the real key');
+      assert.equal(verified.aud, 'another-client');
+      assert.equal(verified.nonce, flow.request.nonce);
+
+      assert.deepEqual(await (await fetch(`${issuer}/__test/mode`)).json(), { tamper: 'aud', down: false });
+      await setMode({ tamper: 'none' });
+      flow = await codeFlow('alice');
+      tokens = await (await flow.exchange()).json();
+      assert.equal(verifyWithJwks(tokens.id_token, jwks)?.nonce, flow.request.nonce, 'back to normal');
+    } finally {
+      await setMode({ tamper: 'none', down: false });
+    }
+  });
+
+  it('goes down on request: the token endpoint answers 503, then the same code works', async () => {
+    try {
+      const flow = await codeFlow('carol');
+      await setMode({ down: true });
+      const down = await flow.exchange();
+      assert.equal(down.status, 503);
+      assert.equal((await down.json()).error, 'temporarily_unavailable');
+      await setMode({ down: false });
+      const up = await flow.exchange();
+      assert.equal(up.status, 200, 'the code was not consumed while down');
+      assert.equal(verifyWithJwks((await up.json()).id_token, jwks)?.sub, 'carol-sub-3');
+    } finally {
+      await setMode({ tamper: 'none', down: false });
+    }
+  });
+
+  it('rejects a bad mode', async () => {
+    for (const body of ['{"tamper":"everything"}', '{"down":"yes"}', 'not json', '[1]']) {
+      const response = await fetch(`${issuer}/__test/mode`, { method: 'POST', body });
+      assert.equal(response.status, 400, body);
+      await response.text();
+    }
+  });
+
+  it('answers usage errors with exit code 2 and stops when its stdin closes', async () => {
+    const usage = await runToCompletion(process.execPath, [join(E2E_DIR, 'fixtures', 'upstream-op.mjs'), '--port', '0']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--client-id is required/);
+    assert.equal(usage.stdout, '');
+
+    const second = startProcess(
+      'upstream-op-stdin',
+      process.execPath,
+      [join(E2E_DIR, 'fixtures', 'upstream-op.mjs'), '--port', '0', '--client-id', 'c', '--client-secret', 's', '--redirect-uri', redirectUri, '--id-token-alg', 'ES256'],
+      { stdin: 'pipe' },
+    );
+    const ready = await second.waitForOutput(/^issuer: (http:\/\/127\.0\.0\.1:\d+)$/);
+    const metadata = await (await fetch(`${ready[1]}/.well-known/openid-configuration`)).json();
+    assert.equal(metadata.issuer, ready[1]);
+    second.child.stdin?.end();
+    const exit = await second.exited;
+    assert.equal(exit.code, 0, 'a clean exit once stdin closed');
   });
 });

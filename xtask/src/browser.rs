@@ -1,7 +1,9 @@
 //! The browser tests: Latchkey's pages in a real headless Chromium, driven by
 //! playwright-core from the `e2e/` npm package against the built `latchkey`
-//! binary, on SQLite and on Postgres (`e2e/tests/authorize.test.mjs`, and
-//! `e2e/tests/cimd.test.mjs` for Client ID Metadata Document clients).
+//! binary, on SQLite and on Postgres (`SUITES`: the authorization pages in
+//! `e2e/tests/authorize.test.mjs`, Client ID Metadata Document clients in
+//! `e2e/tests/cimd.test.mjs`, and signing in through the upstream OpenID
+//! provider fixture in `e2e/tests/federation.test.mjs`).
 //!
 //! What the step does, in order:
 //! 1. makes sure Debian's Chromium is installed at `/usr/bin/chromium` (or
@@ -17,7 +19,7 @@
 //!    (which built the same binary) instead of a rebuild of every crate with
 //!    another feature set;
 //! 4. `node --test` on the suites. The Postgres server is the `DATABASE_URL`
-//!    an earlier step exported; the suite creates and drops its own database
+//!    an earlier step exported; each suite creates and drops its own databases
 //!    there with `psql`.
 //!
 //! Nothing is skipped: a missing Chromium, Node or Postgres is an error.
@@ -32,7 +34,11 @@ use crate::shell::{Cmd, Shell, find_in_path};
 use crate::step::StepInput;
 
 /// The suites the `browser` step runs, relative to the workspace root.
-pub(crate) const SUITES: &[&str] = &["e2e/tests/authorize.test.mjs", "e2e/tests/cimd.test.mjs"];
+pub(crate) const SUITES: &[&str] = &[
+    "e2e/tests/authorize.test.mjs",
+    "e2e/tests/cimd.test.mjs",
+    "e2e/tests/federation.test.mjs",
+];
 
 /// Every suite of the e2e package (`cargo xtask e2e --all`).
 pub(crate) const ALL_SUITES: &str = "e2e/tests/";
@@ -156,6 +162,17 @@ pub(crate) fn npm_install_needed(e2e: &Path) -> bool {
         (Some(installed), Some(locked)) => installed < locked,
         _ => true,
     }
+}
+
+/// The `npm` step of `cargo xtask test`: Node must be installed and
+/// `e2e/node_modules` current, because Rust tests spawn Node fixtures
+/// (`e2e/fixtures/upstream-op.mjs`).
+pub(crate) fn npm_step(shell: &mut Shell, _: &StepInput) -> anyhow::Result<()> {
+    find_in_path("node").context(
+        "Node.js is not installed; the federation tests spawn e2e/fixtures/upstream-op.mjs \
+         and need Node 20 or later (apt-get install -y nodejs npm)",
+    )?;
+    ensure_npm_packages(shell)
 }
 
 /// `npm ci --prefix e2e` when needed.

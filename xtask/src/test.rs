@@ -6,9 +6,13 @@
 //! run before the nextest run (nextest cannot run doctests) so that the last
 //! test-runner summary in a CI log is the one counting the whole workspace.
 //!
+//! The `npm` step (`npm ci --prefix e2e` when `e2e/node_modules` is missing
+//! or stale) comes before the Rust tests, because some of them spawn Node
+//! fixtures: the upstream OpenID provider of the federation tests.
+//!
 //! The `browser` step comes last: Latchkey's pages in headless Chromium
 //! against the built binary on SQLite and Postgres (see `browser`); it
-//! installs Chromium and the npm packages when they are missing. Later
+//! installs Chromium when it is missing. Later
 //! suites (MCP SDK end-to-end runs) are added as one more line in
 //! `TEST_STEPS`.
 
@@ -29,6 +33,12 @@ const TEST_STEPS: &[Step] = &[
     Step {
         name: "doctests",
         run: doctests,
+    },
+    // Before `tests`: the federation tests spawn the upstream OpenID provider
+    // fixture (e2e/fixtures/upstream-op.mjs), which needs e2e/node_modules.
+    Step {
+        name: "npm",
+        run: browser::npm_step,
     },
     Step {
         name: "tests",

@@ -12,6 +12,8 @@
 //! | GET | `{base}/account` | connected apps (or the sign-in form) |
 //! | POST | `{base}/account/revoke` | disconnect an app |
 //! | POST | `{base}/logout` | sign out |
+//! | POST | `{base}/login/upstream/{id}` | start an upstream sign-in (see `upstream`) |
+//! | GET | `{base}/login/upstream/{id}/callback` | the upstream provider's redirect back |
 //! | GET | `{base}/static/latchkey.css` | the stylesheet |
 //!
 //! Flow: `/authorize` validates (`latchkey_service::authorize`); errors
@@ -57,7 +59,7 @@ use crate::security::{check_origin, html_response, read_cookie, see_other};
 const BROWSER_FORM_LIMIT: usize = 16 * 1024;
 
 /// The context every page template gets.
-fn page_context(state: &AppState, title: &str) -> tera::Context {
+pub(crate) fn page_context(state: &AppState, title: &str) -> tera::Context {
     let mut context = tera::Context::new();
     context.insert("base", &state.paths.base);
     context.insert(
@@ -74,7 +76,7 @@ fn page_context(state: &AppState, title: &str) -> tera::Context {
 
 /// Renders `template`; a rendering failure (a broken override) is logged
 /// and answered with a plain page rather than a blank one.
-fn render(
+pub(crate) fn render(
     state: &AppState,
     template: &str,
     context: &tera::Context,
@@ -103,10 +105,11 @@ pub(crate) fn error_response(state: &AppState, page: &ErrorPage) -> Response {
     context.insert("message", page.message);
     context.insert("next_steps", &page.next_steps);
     context.insert("details", &page.details);
+    context.insert("retry", &None::<()>);
     render(state, "error.html", &context, page.status, &[])
 }
 
-fn flow_error(state: &AppState, error: &FlowError) -> Response {
+pub(crate) fn flow_error(state: &AppState, error: &FlowError) -> Response {
     error_response(state, &ErrorPage::for_flow(error))
 }
 
@@ -185,7 +188,7 @@ async fn signed_in(
 
 /// The 403 page for a form post that fails the `Origin` policy, if it
 /// does.
-fn origin_refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn origin_refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     check_origin(headers, &state.issuer_origin)
         .err()
         .map(|rejection| {
@@ -224,7 +227,9 @@ impl LoginView {
 }
 
 /// The sign-in page, with a login CSRF cookie (the existing one when it is
-/// one of ours, so that several tabs keep working).
+/// one of ours, so that several tabs keep working). The upstream buttons
+/// post the same CSRF token; their redirect to the provider is allowed by
+/// `form-action`.
 fn login_page(state: &AppState, headers: &HeaderMap, view: LoginView) -> Response {
     let existing = read_cookie(headers, state.cookies.login_csrf)
         .filter(|value| Service::is_login_csrf_cookie(value));
@@ -246,12 +251,16 @@ fn login_page(state: &AppState, headers: &HeaderMap, view: LoginView) -> Respons
     context.insert("email", &view.email);
     context.insert("error", &view.error);
     context.insert("notice", &view.notice);
+    context.insert("password_login", &state.service.config().password_login);
+    context.insert("upstreams", &upstream_buttons(state));
+    let mut form_targets = view.form_targets;
+    form_targets.extend(state.service.upstream_form_targets());
     let mut response = render(
         state,
         "login.html",
         &context,
         view.status.unwrap_or(StatusCode::OK),
-        &view.form_targets,
+        &form_targets,
     );
     if fresh
         && let Some(value) = state.cookies.set_cookie(
@@ -268,6 +277,28 @@ fn login_page(state: &AppState, headers: &HeaderMap, view: LoginView) -> Respons
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// One "Continue with …" button of the sign-in page.
+#[derive(serde::Serialize)]
+struct UpstreamButton {
+    id: String,
+    name: String,
+    action: String,
+}
+
+/// The sign-in page's upstream buttons, in configuration order.
+fn upstream_buttons(state: &AppState) -> Vec<UpstreamButton> {
+    state
+        .service
+        .upstream_providers()
+        .iter()
+        .map(|provider| UpstreamButton {
+            id: provider.id.clone(),
+            name: provider.display_name.clone(),
+            action: state.paths.upstream_start(&provider.id),
+        })
+        .collect()
 }
 
 /// The client's display name: its registered name, else its id.
@@ -436,7 +467,7 @@ pub(crate) async fn authorize_post(
 }
 
 /// A form field, or "".
-fn field<'a>(form: &'a FormParams, name: &str) -> &'a str {
+pub(crate) fn field<'a>(form: &'a FormParams, name: &str) -> &'a str {
     form.get(name).unwrap_or_default()
 }
 
@@ -449,6 +480,10 @@ pub(crate) async fn login_post(
 ) -> Response {
     if let Some(refused) = origin_refused(&state, &headers) {
         return refused;
+    }
+    if !state.service.config().password_login {
+        tracing::info!("a password sign-in was refused: password sign-in is off");
+        return error_response(&state, &ErrorPage::password_login_disabled());
     }
     let form = match form {
         Ok(form) => form,

@@ -26,6 +26,13 @@
 //! with 400 for a bad or expired request, 403 for a refused form post, 503
 //! or 500 as above. Errors before the redirect URI is trusted are always
 //! pages, never redirects (RFC 6749 §4.1.2.1).
+//!
+//! Upstream sign-in failures ([`ErrorPage::for_upstream`]) are pages too:
+//! 404 for an unknown provider, 400 for an expired, replayed or foreign
+//! `state`, 403 when the provider refused or the account may not sign in,
+//! 502 when the provider could not be reached or its answer did not
+//! verify. The retryable ones get a "Try again" button (added by the
+//! caller, which knows the form).
 
 use std::time::Duration;
 
@@ -36,6 +43,7 @@ use latchkey_protocol::challenge::BearerChallenge;
 use latchkey_protocol::{ErrorCode, OAuthError};
 use latchkey_service::FlowError;
 use latchkey_service::authorize::PageReason;
+use latchkey_service::upstream::{UpstreamError, UpstreamFailure};
 
 /// How long clients are asked to wait when storage is unavailable.
 pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -256,6 +264,94 @@ impl ErrorPage {
             message: "The form arrived incomplete or malformed. Nothing was changed.",
             next_steps: vec!["Go back, reload the page and try again."],
             details: Some(error.to_string()),
+        }
+    }
+
+    /// The page for a failed upstream sign-in (statuses in the module
+    /// docs). Internal causes are logged, never shown.
+    pub fn for_upstream(error: &UpstreamError) -> ErrorPage {
+        match error {
+            UpstreamError::UnknownProvider => ErrorPage {
+                status: StatusCode::NOT_FOUND,
+                title: "This sign-in option does not exist",
+                message: "The sign-in provider in this link is not configured here.",
+                next_steps: vec![TRY_AGAIN],
+                details: None,
+            },
+            UpstreamError::RequestExpired => ErrorPage::for_reason(&PageReason::Expired),
+            UpstreamError::Expired => ErrorPage {
+                status: StatusCode::BAD_REQUEST,
+                title: "This sign-in has expired",
+                message: "This sign-in was already completed, took too long, or was started \
+                          in another browser. Nothing was shared.",
+                next_steps: vec![TRY_AGAIN],
+                details: None,
+            },
+            UpstreamError::Failed { failure, .. } => {
+                let details = Some(failure.to_string());
+                match failure {
+                    UpstreamFailure::Denied { .. } => ErrorPage {
+                        status: StatusCode::FORBIDDEN,
+                        title: "The sign-in was not completed",
+                        message: "The sign-in provider did not sign you in: it was cancelled \
+                                  or refused there. Nothing was shared.",
+                        next_steps: vec!["Try again, or return to the application."],
+                        details,
+                    },
+                    UpstreamFailure::IdToken(_) | UpstreamFailure::IssuerMismatch => ErrorPage {
+                        status: StatusCode::BAD_GATEWAY,
+                        title: "The sign-in could not be verified",
+                        message: "The sign-in provider's answer did not pass verification, so \
+                                  it was not accepted. Nothing was shared.",
+                        next_steps: vec![
+                            "Try again.",
+                            "If this keeps happening, tell the administrator of this service.",
+                        ],
+                        details,
+                    },
+                    UpstreamFailure::Discovery(_)
+                    | UpstreamFailure::Exchange(_)
+                    | UpstreamFailure::Userinfo(_) => ErrorPage {
+                        status: StatusCode::BAD_GATEWAY,
+                        title: "The sign-in provider is not responding",
+                        message: "The sign-in provider could not be reached or failed to \
+                                  complete the sign-in. Your request to connect the app is \
+                                  kept.",
+                        next_steps: vec!["Wait a moment, then try again."],
+                        details,
+                    },
+                }
+            }
+            UpstreamError::NotAllowed { .. } => ErrorPage {
+                status: StatusCode::FORBIDDEN,
+                title: "This account is not allowed to sign in here",
+                message: "You signed in at the provider, but that account is not linked to \
+                          an account here, and this service does not create accounts for it.",
+                next_steps: vec![
+                    "Ask the administrator of this service to give your account access.",
+                    "Or try again with another account.",
+                ],
+                details: None,
+            },
+            UpstreamError::Disabled { .. } => ErrorPage {
+                status: StatusCode::FORBIDDEN,
+                title: "This account is disabled",
+                message: "The account you signed in with is disabled here.",
+                next_steps: vec!["Ask the administrator of this service."],
+                details: None,
+            },
+            UpstreamError::Flow(error) => ErrorPage::for_flow(error),
+        }
+    }
+
+    /// The page for a password post while password sign-in is off.
+    pub fn password_login_disabled() -> ErrorPage {
+        ErrorPage {
+            status: StatusCode::FORBIDDEN,
+            title: "Password sign-in is turned off",
+            message: "This service signs people in through its identity providers only.",
+            next_steps: vec!["Go back and choose a sign-in provider."],
+            details: None,
         }
     }
 

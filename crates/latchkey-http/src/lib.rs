@@ -14,6 +14,8 @@
 //! | POST | `{base}/introspect` | RFC 7662 introspection |
 //! | GET, POST | `{base}/authorize` | the authorization endpoint (pages: see `browser`) |
 //! | POST | `{base}/login`, `{base}/consent`, `{base}/logout`, `{base}/account/revoke` | the pages' forms |
+//! | POST | `{base}/login/upstream/{id}` | start a sign-in at an upstream provider |
+//! | GET | `{base}/login/upstream/{id}/callback` | the upstream provider's redirect back |
 //! | GET | `{base}/consent`, `{base}/account`, `{base}/static/latchkey.css` | pages and the stylesheet |
 //! | GET | `/healthz`, `/readyz` | liveness, readiness |
 //!
@@ -45,6 +47,7 @@ pub mod security;
 mod browser;
 mod discovery;
 mod oauth;
+mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -162,9 +165,18 @@ pub struct Paths {
     pub logout: String,
     /// The stylesheet.
     pub stylesheet: String,
+    /// Starting an upstream sign-in (axum pattern, `{id}` the provider).
+    pub upstream_start_pattern: String,
+    /// An upstream provider's callback (axum pattern).
+    pub upstream_callback_pattern: String,
 }
 
 impl Paths {
+    /// The path that starts a sign-in at provider `id`.
+    pub fn upstream_start(&self, id: &str) -> String {
+        self.upstream_start_pattern.replace("{id}", id)
+    }
+
     /// The paths for `issuer` (which the service configuration has
     /// validated).
     pub fn for_issuer(issuer: &str) -> Paths {
@@ -190,6 +202,8 @@ impl Paths {
             account_revoke: under("/account/revoke"),
             logout: under("/logout"),
             stylesheet: under("/static/latchkey.css"),
+            upstream_start_pattern: under("/login/upstream/{id}"),
+            upstream_callback_pattern: under(latchkey_service::upstream::config::CALLBACK_PATH),
             base,
             metadata,
         }
@@ -237,6 +251,11 @@ pub fn router(state: AppState) -> Router {
         .route(&paths.account, get(browser::account_get))
         .route(&paths.account_revoke, post(browser::account_revoke_post))
         .route(&paths.logout, post(browser::logout_post))
+        .route(&paths.upstream_start_pattern, post(upstream::start_post))
+        .route(
+            &paths.upstream_callback_pattern,
+            get(upstream::callback_get),
+        )
         .route(&paths.stylesheet, get(browser::stylesheet));
     Router::new()
         .route(&paths.introspect, post(oauth::introspect))
@@ -312,5 +331,13 @@ mod tests {
         assert_eq!(tenant.account_revoke, "/tenant1/account/revoke");
         assert_eq!(tenant.stylesheet, "/tenant1/static/latchkey.css");
         assert_eq!(trailing.base, "/a/b");
+        assert_eq!(
+            tenant.upstream_callback_pattern,
+            "/tenant1/login/upstream/{id}/callback"
+        );
+        assert_eq!(
+            tenant.upstream_start("corp"),
+            "/tenant1/login/upstream/corp"
+        );
     }
 }

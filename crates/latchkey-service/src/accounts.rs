@@ -1,5 +1,6 @@
 //! Local accounts: argon2id password hashing, the operator's user commands
-//! ([`UserAdmin`]), and sign-in ([`Service::login`]) with its rate limits.
+//! ([`UserAdmin`], including linking upstream identities by hand), and
+//! sign-in ([`Service::login`]) with its rate limits.
 //!
 //! Passwords:
 //! - argon2id with the OWASP parameters (m = 19456 KiB, t = 2, p = 1), a
@@ -40,8 +41,9 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
+use latchkey_protocol::metadata::validate_issuer;
 use latchkey_protocol::secret::SecretString;
-use latchkey_store::{Store, StoreError, UserRecord};
+use latchkey_store::{FederatedIdentityRecord, Store, StoreError, UserRecord};
 use ring::rand::SystemRandom;
 
 use crate::Service;
@@ -83,6 +85,20 @@ pub enum AccountError {
     /// No user has this id or email.
     #[error("no such user")]
     NotFound,
+    /// The issuer or subject of an upstream identity is not acceptable.
+    #[error("invalid identity: {0}")]
+    InvalidIdentity(String),
+    /// The upstream identity is linked to a user already (perhaps this one).
+    #[error("the identity is already linked to the user {email} ({user_id})")]
+    IdentityTaken {
+        /// The user it is linked to.
+        user_id: String,
+        /// That user's email.
+        email: String,
+    },
+    /// The user has no such linked identity.
+    #[error("{0}")]
+    IdentityNotLinked(String),
     /// Storage or hashing failed.
     #[error("{0}")]
     Flow(#[from] FlowError),
@@ -313,6 +329,158 @@ impl UserAdmin {
             password_hash: Some(password_hash),
             ..user
         })
+    }
+}
+
+/// The longest upstream subject accepted (OpenID Connect Core §2: `sub`
+/// is at most 255 ASCII characters).
+pub const MAX_SUBJECT_LEN: usize = 255;
+
+/// Checks an upstream identity's issuer and subject as an operator typed
+/// them. Both are kept exactly (ID tokens are compared byte-for-byte), so
+/// surrounding whitespace is refused rather than trimmed.
+fn check_identity(issuer: &str, subject: &str) -> Result<(), AccountError> {
+    validate_issuer(issuer).map_err(|error| {
+        AccountError::InvalidIdentity(format!(
+            "the issuer {issuer:?} is not valid: {error} (it must be exactly the `iss` of the \
+             provider's ID tokens: https://, or http:// on loopback)"
+        ))
+    })?;
+    check_subject(subject)
+}
+
+/// Checks a subject (see [`check_identity`]).
+fn check_subject(subject: &str) -> Result<(), AccountError> {
+    if subject.is_empty() || subject.len() > MAX_SUBJECT_LEN {
+        return Err(AccountError::InvalidIdentity(format!(
+            "the subject must have 1 to {MAX_SUBJECT_LEN} bytes"
+        )));
+    }
+    if subject.trim() != subject || subject.chars().any(char::is_control) {
+        return Err(AccountError::InvalidIdentity(
+            "the subject must not have surrounding whitespace or control characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Linking upstream identities by hand (`latchkey user link|unlink`).
+impl UserAdmin {
+    /// The upstream identities linked to a user, ordered by issuer then
+    /// subject.
+    pub async fn identities(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<FederatedIdentityRecord>, AccountError> {
+        Ok(self.store.list_identities(user_id).await?)
+    }
+
+    /// Links the upstream identity `(issuer, subject)` to a user, so that
+    /// signing in through that provider signs in as this user. Refused,
+    /// with nothing linked, when the identity is linked already: to
+    /// another user (named in the error) or to this one.
+    pub async fn link_identity(
+        &self,
+        email_or_id: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<(UserRecord, FederatedIdentityRecord), AccountError> {
+        check_identity(issuer, subject)?;
+        let user = self.find(email_or_id).await?;
+        if let Some(taken) = self.identity_owner(issuer, subject).await? {
+            return Err(taken);
+        }
+        let now = self.clock.now();
+        let identity = FederatedIdentityRecord {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            user_id: user.user_id.clone(),
+            // Only what the provider reports is recorded here; an operator
+            // link has no upstream email.
+            email: None,
+            created_at: now.replace_nanosecond(0).unwrap_or(now),
+        };
+        match self.store.insert_identity(&identity).await {
+            Ok(()) => Ok((user, identity)),
+            // Linked by someone else between the check and the insert.
+            Err(StoreError::Conflict { .. }) => Err(self
+                .identity_owner(issuer, subject)
+                .await?
+                .unwrap_or_else(|| {
+                    AccountError::InvalidIdentity("the identity is linked already".to_owned())
+                })),
+            Err(StoreError::NotFound { .. }) => Err(AccountError::NotFound),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Unlinks a user's identities at `issuer`: the one with `subject`, or
+    /// every one when no subject is given. Returns the user and what was
+    /// unlinked; an identity of another user is never touched.
+    pub async fn unlink_identity(
+        &self,
+        email_or_id: &str,
+        issuer: &str,
+        subject: Option<&str>,
+    ) -> Result<(UserRecord, Vec<FederatedIdentityRecord>), AccountError> {
+        if let Some(subject) = subject {
+            check_subject(subject)?;
+        }
+        let user = self.find(email_or_id).await?;
+        let matching: Vec<FederatedIdentityRecord> = self
+            .store
+            .list_identities(&user.user_id)
+            .await?
+            .into_iter()
+            .filter(|identity| identity.issuer == issuer)
+            .filter(|identity| subject.is_none_or(|subject| identity.subject == subject))
+            .collect();
+        if matching.is_empty() {
+            let what = match subject {
+                Some(subject) => format!("({issuer}, {subject})"),
+                None => format!("at {issuer}"),
+            };
+            let mut message = format!("{} has no linked identity {what}", user.email);
+            if let Some(subject) = subject
+                && let Some(AccountError::IdentityTaken { user_id, email }) =
+                    self.identity_owner(issuer, subject).await?
+            {
+                message.push_str(&format!("; it is linked to {email} ({user_id})"));
+            }
+            return Err(AccountError::IdentityNotLinked(message));
+        }
+        let mut unlinked = Vec::with_capacity(matching.len());
+        for identity in matching {
+            if self
+                .store
+                .delete_identity(&identity.issuer, &identity.subject)
+                .await?
+            {
+                unlinked.push(identity);
+            }
+        }
+        Ok((user, unlinked))
+    }
+
+    /// [`AccountError::IdentityTaken`] naming the user `(issuer, subject)`
+    /// is linked to, if it is.
+    async fn identity_owner(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<AccountError>, AccountError> {
+        let Some(existing) = self.store.find_identity(issuer, subject).await? else {
+            return Ok(None);
+        };
+        let email = self
+            .store
+            .find_user(&existing.user_id)
+            .await?
+            .map_or_else(|| "(deleted user)".to_owned(), |owner| owner.email);
+        Ok(Some(AccountError::IdentityTaken {
+            user_id: existing.user_id,
+            email,
+        }))
     }
 }
 
@@ -711,5 +879,124 @@ mod tests {
             retry_message(Duration::ZERO),
             "Too many attempts. Try again in 1 second."
         );
+    }
+
+    #[tokio::test]
+    async fn identities_are_linked_listed_and_unlinked_by_hand() {
+        let fixture = Fixture::new().await;
+        let admin = admin(&fixture);
+        let ada = admin
+            .add("ada@example.org", &secret("correct horse"))
+            .await
+            .unwrap();
+        let bob = admin
+            .add("bob@example.org", &secret("correct horse"))
+            .await
+            .unwrap();
+        const IDP: &str = "https://idp.example.com";
+        const OTHER: &str = "https://other.example.com/realms/x";
+
+        let (user, identity) = admin
+            .link_identity("Ada@Example.org", IDP, "sub-1")
+            .await
+            .unwrap();
+        assert_eq!(user.user_id, ada.user_id);
+        assert_eq!(
+            (identity.issuer.as_str(), identity.subject.as_str()),
+            (IDP, "sub-1")
+        );
+        assert_eq!(identity.email, None);
+        admin
+            .link_identity(&ada.user_id, IDP, "sub-2")
+            .await
+            .unwrap();
+        admin
+            .link_identity(&ada.user_id, OTHER, "sub-1")
+            .await
+            .unwrap();
+
+        // Linked to another user: refused, naming the owner, nothing linked.
+        match admin.link_identity("bob@example.org", IDP, "sub-1").await {
+            Err(AccountError::IdentityTaken { user_id, email }) => {
+                assert_eq!((user_id, email), (ada.user_id.clone(), ada.email.clone()));
+            }
+            other => panic!("expected IdentityTaken, got {other:?}"),
+        }
+        assert!(admin.identities(&bob.user_id).await.unwrap().is_empty());
+        assert!(matches!(
+            admin
+                .link_identity("nobody@example.org", IDP, "sub-9")
+                .await,
+            Err(AccountError::NotFound)
+        ));
+        for (issuer, subject) in [
+            ("http://idp.example.com", "s"),
+            ("https://idp.example.com?x=1", "s"),
+            ("not a url", "s"),
+            (IDP, ""),
+            (IDP, " padded"),
+            (IDP, "tab\t"),
+        ] {
+            assert!(
+                matches!(
+                    admin
+                        .link_identity("ada@example.org", issuer, subject)
+                        .await,
+                    Err(AccountError::InvalidIdentity(_))
+                ),
+                "{issuer:?} {subject:?}"
+            );
+        }
+        assert!(
+            admin
+                .link_identity("ada@example.org", IDP, &"s".repeat(MAX_SUBJECT_LEN + 1))
+                .await
+                .is_err()
+        );
+
+        let listed = admin.identities(&ada.user_id).await.unwrap();
+        let pairs: Vec<(&str, &str)> = listed
+            .iter()
+            .map(|identity| (identity.issuer.as_str(), identity.subject.as_str()))
+            .collect();
+        assert_eq!(pairs, [(IDP, "sub-1"), (IDP, "sub-2"), (OTHER, "sub-1")]);
+
+        // Bob cannot unlink Ada's identity; the error says whose it is.
+        match admin
+            .unlink_identity("bob@example.org", IDP, Some("sub-1"))
+            .await
+        {
+            Err(AccountError::IdentityNotLinked(message)) => {
+                assert!(message.contains("ada@example.org"), "{message}");
+            }
+            other => panic!("expected IdentityNotLinked, got {other:?}"),
+        }
+        let (_, unlinked) = admin
+            .unlink_identity("ada@example.org", IDP, Some("sub-2"))
+            .await
+            .unwrap();
+        assert_eq!(unlinked.len(), 1);
+        let (_, unlinked) = admin
+            .unlink_identity("ada@example.org", OTHER, None)
+            .await
+            .unwrap();
+        assert_eq!(unlinked.len(), 1);
+        assert_eq!(unlinked[0].issuer, OTHER);
+        assert!(matches!(
+            admin.unlink_identity("ada@example.org", OTHER, None).await,
+            Err(AccountError::IdentityNotLinked(_))
+        ));
+        let left = admin.identities(&ada.user_id).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].subject, "sub-1");
+        // Now Bob may have it.
+        admin
+            .unlink_identity(&ada.user_id, IDP, Some("sub-1"))
+            .await
+            .unwrap();
+        admin
+            .link_identity("bob@example.org", IDP, "sub-1")
+            .await
+            .unwrap();
     }
 }

@@ -467,7 +467,7 @@ impl Service {
         Ok(authorization.error_url(&error, &self.config().issuer))
     }
 
-    async fn find_pending_authorization(
+    pub(crate) async fn find_pending_authorization(
         &self,
         handle: &str,
     ) -> Result<Option<PendingRecord>, FlowError> {

@@ -1,7 +1,8 @@
 //! The service's configuration: issuer, lifetimes, the protected resources
 //! it issues tokens for, registration policy, signing algorithm, cache
 //! settings, and the browser side (sessions, remembered consent, login rate
-//! limits, scope descriptions for the consent page).
+//! limits, scope descriptions for the consent page), and the upstream
+//! OpenID Connect providers (`crate::upstream::config`).
 //!
 //! The binary builds a [`ServiceConfig`] from flags, environment and the
 //! config file; [`ServiceConfig::validate`] refuses anything the flows
@@ -18,6 +19,9 @@ use latchkey_protocol::metadata::validate_issuer;
 use latchkey_protocol::resource::ResourceUri;
 use latchkey_protocol::scope::{Scope, ScopeSet};
 use latchkey_protocol::secret::SecretString;
+
+use crate::upstream::UpstreamProvider;
+use crate::upstream::config::validate_providers;
 
 /// The scope that asks for a refresh token (OIDC Core §11). Latchkey lists
 /// it in `scopes_supported` and always permits it: MCP clients add it to
@@ -492,6 +496,12 @@ pub struct ServiceConfig {
     pub scope_descriptions: BTreeMap<String, String>,
     /// Client ID Metadata Documents.
     pub metadata_documents: MetadataDocumentSettings,
+    /// Upstream OpenID Connect providers users may sign in through.
+    pub upstreams: Vec<UpstreamProvider>,
+    /// Whether local users may sign in with a password (default on). When
+    /// off, the sign-in page shows only the upstream providers and a
+    /// password post is refused.
+    pub password_login: bool,
 }
 
 impl ServiceConfig {
@@ -516,6 +526,8 @@ impl ServiceConfig {
             login_rate_limits: LoginRateLimits::default(),
             scope_descriptions: BTreeMap::new(),
             metadata_documents: MetadataDocumentSettings::default(),
+            upstreams: Vec::new(),
+            password_login: true,
         }
     }
 
@@ -667,6 +679,13 @@ impl ServiceConfig {
                     "the description of scope {scope:?} must be 1 to {MAX_SCOPE_DESCRIPTION_LEN} characters"
                 )));
             }
+        }
+        validate_providers(&self.upstreams)?;
+        if !self.password_login && self.upstreams.is_empty() {
+            return Err(ConfigError::Invalid(
+                "password sign-in is off and no upstream provider is configured: nobody could sign in"
+                    .to_owned(),
+            ));
         }
         Ok(())
     }

@@ -19,6 +19,9 @@
 //!   connected apps ([`consent`]);
 //! - Client ID Metadata Document clients, fetched safely and cached
 //!   ([`metadata_documents`]).
+//! - sign-in through upstream OpenID Connect providers ([`upstream`]):
+//!   Latchkey is the relying party (discovery, PKCE, `state`, `nonce`, ID
+//!   token validation) and resolves the upstream identity to a local user.
 //!
 //! Architecture invariants:
 //! - no axum, no diesel, no HTTP status codes: errors are [`FlowError`]s
@@ -53,6 +56,7 @@ pub mod revocation;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;
+pub mod upstream;
 
 #[cfg(test)]
 mod testing;
@@ -92,6 +96,9 @@ pub enum StartError {
     /// The HTTP client for metadata documents could not be built (TLS).
     #[error("the HTTP client for client metadata documents: {0}")]
     Http(String),
+    /// The HTTP client for upstream providers could not be built.
+    #[error("{0}")]
+    Upstream(String),
 }
 
 /// The authorization server's flows. Cheap to clone: everything is behind
@@ -113,6 +120,7 @@ struct Inner {
     login_address_limiter: Option<SlidingWindowLimiter<IpAddr>>,
     csrf_key: ring::hmac::Key,
     random: SystemRandom,
+    upstreams: upstream::Upstreams,
 }
 
 impl std::fmt::Debug for Inner {
@@ -154,6 +162,8 @@ impl Service {
         let login_address_limiter = limiter(config.login_rate_limits.per_address);
         let metadata_documents = MetadataDocuments::new(&config.metadata_documents)
             .map_err(|error| StartError::Http(error.to_string()))?;
+        let upstreams =
+            upstream::Upstreams::new(&config.upstreams).map_err(StartError::Upstream)?;
         Ok(Service {
             inner: Arc::new(Inner {
                 clients: ClientCache::new(config.client_cache_ttl),
@@ -167,6 +177,7 @@ impl Service {
                 login_address_limiter,
                 csrf_key,
                 random: SystemRandom::new(),
+                upstreams,
             }),
         })
     }

@@ -17,7 +17,6 @@ use latchkey_service::admin::{ClientAdmin, NewClient};
 use latchkey_store::ClientOrigin;
 
 use crate::config::CommonArgs;
-use crate::store::{StoreOptions, open_store};
 
 /// `latchkey client …`.
 #[derive(Debug, Subcommand)]
@@ -94,16 +93,7 @@ pub(crate) struct RemoveArgs {
 
 /// Opens the store the common arguments name and returns the client admin.
 async fn admin(common: &CommonArgs) -> anyhow::Result<ClientAdmin> {
-    let settings = common.resolve()?;
-    crate::logging::init(settings.log_format);
-    let store = open_store(
-        &settings.database_url,
-        &StoreOptions {
-            run_migrations: settings.migrate,
-            ..StoreOptions::default()
-        },
-    )
-    .await?;
+    let store = common.open_store().await?;
     Ok(ClientAdmin::new(store, Arc::new(SystemClock)))
 }
 

@@ -151,8 +151,12 @@ pub(crate) struct FileConfig {
     pub(crate) metadata_document_fetch_limit: Option<u32>,
     pub(crate) allow_insecure_metadata_documents: Option<bool>,
     pub(crate) trusted_client_hosts: Option<Vec<String>>,
+    pub(crate) password_login: Option<bool>,
     #[serde(default, rename = "resource")]
     pub(crate) resources: Vec<FileResource>,
+    /// `[[upstream]]`: upstream OpenID Connect providers.
+    #[serde(default, rename = "upstream")]
+    pub(crate) upstreams: Vec<crate::upstream::FileUpstream>,
     /// `[scopes]`: scope name = description for the consent page.
     #[serde(default)]
     pub(crate) scopes: BTreeMap<String, String>,

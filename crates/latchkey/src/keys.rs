@@ -72,16 +72,7 @@ pub(crate) async fn run(command: &KeysCommand) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         KeysCommand::List(args) => {
-            let common = args.common.resolve()?;
-            crate::logging::init(common.log_format);
-            let store = open_store(
-                &common.database_url,
-                &StoreOptions {
-                    run_migrations: common.migrate,
-                    ..StoreOptions::default()
-                },
-            )
-            .await?;
+            let store = args.common.open_store().await?;
             let keys = KeyManager::list(store.as_ref()).await?;
             writeln!(
                 out,

@@ -17,6 +17,7 @@ mod migrate;
 mod secret;
 mod serve;
 mod store;
+mod upstream;
 mod user;
 
 use clap::{Parser, Subcommand};

@@ -36,6 +36,7 @@ use crate::config::{
 };
 use crate::secret::{SecretSource, load_or_generate};
 use crate::store::{DatabaseUrl, StoreOptions, open_store};
+use crate::upstream::UpstreamArgs;
 
 /// Arguments of `latchkey serve`.
 #[derive(Debug, Args)]
@@ -162,6 +163,12 @@ pub(crate) struct ServeArgs {
         value_name = "HOST"
     )]
     pub(crate) trusted_client_hosts: Vec<String>,
+    /// Whether local users may sign in with a password; false leaves only the
+    /// upstream providers on the sign-in page [default: true].
+    #[arg(long, env = "LATCHKEY_PASSWORD_LOGIN", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) password_login: Option<bool>,
+    #[command(flatten)]
+    pub(crate) upstream: UpstreamArgs,
 }
 
 /// The failure window of the sign-in rate limits.
@@ -424,6 +431,10 @@ impl ServeArgs {
         };
         service.scope_descriptions = scope_descriptions(&self.scope_descriptions, file)?;
         service.metadata_documents = self.metadata_document_settings(file)?;
+        service.password_login = self.password_login.or(file.password_login).unwrap_or(true);
+        service.upstreams = crate::upstream::providers(&self.upstream, &file.upstreams, &|name| {
+            std::env::var(name).ok()
+        })?;
         Ok(Settings {
             listen: self
                 .listen
@@ -542,6 +553,19 @@ fn print_summary(
             out,
             "  trusted client hosts: {}",
             documents.trusted_hosts.join(" ")
+        )?;
+    }
+    if !config.password_login {
+        writeln!(out, "  passwords:  off (upstream sign-in only)")?;
+    }
+    for provider in &config.upstreams {
+        writeln!(
+            out,
+            "  upstream:   {} \"{}\" at {} (redirect URI to register there: {})",
+            provider.id,
+            provider.display_name,
+            provider.issuer,
+            provider.redirect_uri(config.endpoint_base())
         )?;
     }
     if config.resources.is_empty() {
@@ -666,6 +690,13 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the authorization server")?;
 
+    // Discovery of the upstream providers, in the background: a provider
+    // that is down must not keep Latchkey from serving (it is retried at the
+    // first sign-in through it).
+    if !service.config().upstreams.is_empty() {
+        let warming = service.clone();
+        tokio::spawn(async move { warming.warm_upstreams().await });
+    }
     let (stop, stopped) = watch::channel(false);
     let cleanup = tokio::spawn(cleanup_task(
         service.clone(),
@@ -788,12 +819,20 @@ mod tests {
             login_rate_limit = 9
             login_address_rate_limit = 0
             templates_dir = "/srv/templates"
+            password_login = false
             [scopes]
             a = "From the file"
             c = "Sea"
             [[resource]]
             uri = "https://from-file.example/mcp"
             scopes = ["a"]
+            [[upstream]]
+            id = "corp"
+            issuer = "https://idp.example.com"
+            client_id = "latchkey"
+            client_secret = "s3cret"
+            display_name = "Corp SSO"
+            auto_provision = true
             "#,
         )
         .unwrap();
@@ -841,6 +880,8 @@ mod tests {
             metadata_document_fetch_limit: None,
             allow_insecure_metadata_documents: None,
             trusted_client_hosts: vec!["Claude.AI".to_owned()],
+            password_login: None,
+            upstream: UpstreamArgs::default(),
         };
         let settings = args.settings(&file).unwrap();
         assert_eq!(settings.listen, DEFAULT_LISTEN);
@@ -878,6 +919,15 @@ mod tests {
             settings.service.consent_ttl,
             Duration::from_secs(7 * 24 * 3600)
         );
+        assert!(!settings.service.password_login);
+        let upstreams = &settings.service.upstreams;
+        assert_eq!(upstreams.len(), 1);
+        assert_eq!(
+            (upstreams[0].id.as_str(), upstreams[0].display_name.as_str()),
+            ("corp", "Corp SSO")
+        );
+        assert!(upstreams[0].auto_provision && !upstreams[0].link_by_verified_email);
+        assert_eq!(upstreams[0].validate(), Ok(()));
         // The flag's 0 turns the per-account limit off; the file's 0 the other.
         assert_eq!(settings.service.login_rate_limits.per_account, None);
         assert_eq!(settings.service.login_rate_limits.per_address, None);

@@ -22,6 +22,8 @@ use latchkey_store::Store;
 use latchkey_store::memory::MemoryStore;
 use latchkey_store_diesel::{PgStore, PoolOptions, SqliteStore};
 
+use crate::config::CommonArgs;
+
 /// What the accepted URL forms are, for error messages.
 const ACCEPTED_FORMS: &str = "memory:, sqlite://<path> (e.g. sqlite:///var/lib/latchkey/latchkey.db) or \
      postgres://user[:password]@host[:port]/database (postgresql:// too)";
@@ -107,6 +109,24 @@ pub(crate) struct StoreOptions {
     /// Whether to apply pending migrations when opening (the SQL backends;
     /// the in-memory store needs none).
     pub(crate) run_migrations: bool,
+}
+
+impl CommonArgs {
+    /// What the operator commands (`user`, `client`, `keys list`) do
+    /// first: resolve the common settings, start logging, and open the
+    /// store they name, migrating it unless told not to.
+    pub(crate) async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let common = self.resolve()?;
+        crate::logging::init(common.log_format);
+        open_store(
+            &common.database_url,
+            &StoreOptions {
+                run_migrations: common.migrate,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+    }
 }
 
 /// Opens the store `url` names (see the module docs).

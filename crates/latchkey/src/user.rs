@@ -1,5 +1,12 @@
-//! `latchkey user add|list|disable|enable|passwd`: the operator's account
-//! commands.
+//! `latchkey user add|list|disable|enable|passwd|link|unlink`: the
+//! operator's account commands.
+//!
+//! `link` and `unlink` connect a user to an upstream (OpenID Connect)
+//! identity by hand, so that signing in through that provider signs in as
+//! the user (docs/federation.md). The issuer and subject are stored
+//! exactly as given, since ID tokens are compared byte-for-byte; an
+//! identity linked to another user is never moved: the error names that
+//! user, and nothing is linked.
 //!
 //! Passwords are read from standard input only (`--password-stdin`, one
 //! line, the line break removed), never from the command line, where they
@@ -19,7 +26,6 @@ use latchkey_service::SystemClock;
 use latchkey_service::accounts::UserAdmin;
 
 use crate::config::CommonArgs;
-use crate::store::{StoreOptions, open_store};
 
 /// `latchkey user …`.
 #[derive(Debug, Subcommand)]
@@ -34,6 +40,10 @@ pub(crate) enum UserCommand {
     Enable(TargetArgs),
     /// Set a user's password (ends the user's browser sessions).
     Passwd(PasswdArgs),
+    /// Link an upstream identity (issuer and subject) to a user.
+    Link(LinkArgs),
+    /// Unlink a user's upstream identities at an issuer (or the one subject).
+    Unlink(UnlinkArgs),
 }
 
 /// Arguments of `latchkey user add`.
@@ -80,18 +90,42 @@ pub(crate) struct PasswdArgs {
     password_stdin: bool,
 }
 
+/// Arguments of `latchkey user link`.
+#[derive(Debug, Args)]
+pub(crate) struct LinkArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The user's email (or id).
+    #[arg(long)]
+    email: String,
+    /// The provider's issuer, exactly as the `iss` of its ID tokens
+    /// (e.g. https://accounts.google.com).
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// The user's `sub` at that provider, exactly as in its ID tokens.
+    #[arg(long, value_name = "SUB")]
+    subject: String,
+}
+
+/// Arguments of `latchkey user unlink`.
+#[derive(Debug, Args)]
+pub(crate) struct UnlinkArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The user's email (or id).
+    #[arg(long)]
+    email: String,
+    /// The provider's issuer.
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// Only this subject [default: every identity of the user at the issuer].
+    #[arg(long, value_name = "SUB")]
+    subject: Option<String>,
+}
+
 /// Opens the store the common arguments name and returns the user admin.
 async fn admin(common: &CommonArgs) -> anyhow::Result<UserAdmin> {
-    let settings = common.resolve()?;
-    crate::logging::init(settings.log_format);
-    let store = open_store(
-        &settings.database_url,
-        &StoreOptions {
-            run_migrations: settings.migrate,
-            ..StoreOptions::default()
-        },
-    )
-    .await?;
+    let store = common.open_store().await?;
     Ok(UserAdmin::new(store, Arc::new(SystemClock)))
 }
 
@@ -132,17 +166,35 @@ pub(crate) async fn run(command: &UserCommand) -> anyhow::Result<()> {
             writeln!(out, "email: {}", user.email)?;
         }
         UserCommand::List(args) => {
-            let users = admin(&args.common).await?.list().await?;
+            let admin = admin(&args.common).await?;
+            let users = admin.list().await?;
+            let mut identities = Vec::with_capacity(users.len());
+            for user in &users {
+                identities.push(admin.identities(&user.user_id).await?);
+            }
             if args.json {
                 let listed: Vec<serde_json::Value> = users
                     .iter()
-                    .map(|user| {
+                    .zip(&identities)
+                    .map(|(user, linked)| {
+                        let linked: Vec<serde_json::Value> = linked
+                            .iter()
+                            .map(|identity| {
+                                serde_json::json!({
+                                    "issuer": identity.issuer,
+                                    "subject": identity.subject,
+                                    "email": identity.email,
+                                    "linked_at": identity.created_at.unix_timestamp(),
+                                })
+                            })
+                            .collect();
                         serde_json::json!({
                             "user_id": user.user_id,
                             "email": user.email,
                             "disabled": user.disabled,
                             "has_password": user.password_hash.is_some(),
                             "created_at": user.created_at.unix_timestamp(),
+                            "identities": linked,
                         })
                     })
                     .collect();
@@ -154,7 +206,7 @@ pub(crate) async fn run(command: &UserCommand) -> anyhow::Result<()> {
                 "{:<24} {:<8} {:<20} EMAIL",
                 "USER_ID", "STATUS", "CREATED"
             )?;
-            for user in &users {
+            for (user, linked) in users.iter().zip(&identities) {
                 writeln!(
                     out,
                     "{:<24} {:<8} {:<20} {}",
@@ -163,6 +215,14 @@ pub(crate) async fn run(command: &UserCommand) -> anyhow::Result<()> {
                     crate::keys::timestamp(user.created_at),
                     user.email
                 )?;
+                // One indented line per linked identity: issuer, then subject.
+                for identity in linked {
+                    writeln!(
+                        out,
+                        "  linked: issuer={} subject={}",
+                        identity.issuer, identity.subject
+                    )?;
+                }
             }
         }
         UserCommand::Disable(args) | UserCommand::Enable(args) => {
@@ -194,6 +254,37 @@ pub(crate) async fn run(command: &UserCommand) -> anyhow::Result<()> {
                 "changed the password of {} ({}); their browser sessions are ended",
                 user.email, user.user_id
             )?;
+        }
+        UserCommand::Link(args) => {
+            let (user, identity) = admin(&args.common)
+                .await?
+                .link_identity(&args.email, &args.issuer, &args.subject)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot link (issuer {}, subject {}) to {:?}",
+                        args.issuer, args.subject, args.email
+                    )
+                })?;
+            writeln!(
+                out,
+                "linked issuer={} subject={} to {} ({})",
+                identity.issuer, identity.subject, user.email, user.user_id
+            )?;
+        }
+        UserCommand::Unlink(args) => {
+            let (user, unlinked) = admin(&args.common)
+                .await?
+                .unlink_identity(&args.email, &args.issuer, args.subject.as_deref())
+                .await
+                .with_context(|| format!("cannot unlink from {:?}", args.email))?;
+            for identity in &unlinked {
+                writeln!(
+                    out,
+                    "unlinked issuer={} subject={} from {} ({})",
+                    identity.issuer, identity.subject, user.email, user.user_id
+                )?;
+            }
         }
     }
     Ok(())

@@ -12,15 +12,20 @@
 
 mod browser;
 mod support;
+// Shared with the federation tests: the upstream OpenID provider fixture.
+#[path = "../support/upstream_op.rs"]
+mod upstream_op;
 
 mod account;
 mod authorize;
 mod cimd;
 mod cors;
 mod discovery;
+mod federation;
 mod hostile;
 mod introspection;
 mod login;
 mod registration;
 mod token;
 mod unavailable;
+mod upstream_fixture;

@@ -142,9 +142,18 @@ pub(crate) struct TestAppBuilder {
     changes: Vec<ConfigChange>,
     database: Option<Database>,
     clock: Option<Arc<TestClock>>,
+    listener: Option<tokio::net::TcpListener>,
 }
 
 impl TestAppBuilder {
+    /// Serves on this listener (bound by the test, which then knows the
+    /// issuer before the app starts: the upstream provider tests register
+    /// the callback URL at the provider first).
+    pub(crate) fn listener(mut self, listener: tokio::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
     /// Serves the issuer with this path (`/tenant1`).
     pub(crate) fn issuer_path(mut self, path: &str) -> Self {
         self.issuer_path = path.to_owned();
@@ -182,7 +191,10 @@ impl TestAppBuilder {
 
     /// Starts the app.
     pub(crate) async fn start(self) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = match self.listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
         let address: SocketAddr = listener.local_addr().unwrap();
         let scheme = if self.https_issuer { "https" } else { "http" };
         let issuer = format!("{scheme}://{address}{}", self.issuer_path);
@@ -365,6 +377,7 @@ impl TestApp {
             changes: Vec::new(),
             database: None,
             clock: None,
+            listener: None,
         }
     }
 

@@ -13,6 +13,7 @@
     clippy::indexing_slicing
 )]
 
+mod identities;
 mod process;
 
 use std::os::unix::fs::PermissionsExt as _;
