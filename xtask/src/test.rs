@@ -6,16 +6,18 @@
 //! run before the nextest run (nextest cannot run doctests) so that the last
 //! test-runner summary in a CI log is the one counting the whole workspace.
 //!
-//! The `browser` step comes last: Latchkey's pages in headless Chromium
+//! The `browser` step comes next to last: Latchkey's pages in headless Chromium
 //! against the built binary on SQLite and Postgres (see `browser`); it
-//! installs Chromium and the npm packages when they are missing. Later
-//! suites (MCP SDK end-to-end runs) are added as one more line in
-//! `TEST_STEPS`.
+//! installs Chromium and the npm packages when they are missing. The `mcp`
+//! step follows: the official MCP SDK clients through `latchkey guard` and
+//! `latchkey serve --guard-upstream` (see `mcp`), with the Python venv it
+//! makes when missing.
 
 use anyhow::bail;
 
 use crate::browser;
 use crate::lint;
+use crate::mcp;
 use crate::postgres;
 use crate::shell::Shell;
 use crate::step::{self, Step, StepInput};
@@ -37,6 +39,10 @@ const TEST_STEPS: &[Step] = &[
     Step {
         name: "browser",
         run: browser::step,
+    },
+    Step {
+        name: "mcp",
+        run: mcp::step,
     },
 ];
 

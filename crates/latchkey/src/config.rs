@@ -144,8 +144,21 @@ pub(crate) struct FileConfig {
     pub(crate) consent_ttl: Option<FileDuration>,
     pub(crate) login_rate_limit: Option<u32>,
     pub(crate) login_address_rate_limit: Option<u32>,
+    pub(crate) guard_upstream: Option<String>,
+    pub(crate) guard_path: Option<String>,
+    pub(crate) guard_scope: Option<String>,
+    /// MCP method = scopes, for the all-in-one guard.
+    #[serde(default)]
+    pub(crate) guard_method_scopes: BTreeMap<String, String>,
+    /// Tool name = scopes, for the all-in-one guard.
+    #[serde(default)]
+    pub(crate) guard_tool_scopes: BTreeMap<String, String>,
+    pub(crate) guard_upstream_host: Option<String>,
+    pub(crate) guard_leeway: Option<FileDuration>,
     #[serde(default, rename = "resource")]
     pub(crate) resources: Vec<FileResource>,
+    /// `[guard]`: the settings of `latchkey guard`.
+    pub(crate) guard: Option<crate::guard::FileGuard>,
     /// `[scopes]`: scope name = description for the consent page.
     #[serde(default)]
     pub(crate) scopes: BTreeMap<String, String>,
@@ -356,6 +369,15 @@ mod tests {
             consent_ttl = "7d"
             login_rate_limit = 10
             login_address_rate_limit = 100
+            guard_upstream = "http://127.0.0.1:3000"
+            guard_path = "/mcp"
+            guard_scope = "mcp"
+            guard_upstream_host = "upstream"
+            guard_leeway = "5s"
+            [guard_method_scopes]
+            "tools/call" = "mcp:tools"
+            [guard_tool_scopes]
+            delete = "admin"
 
             [scopes]
             "files:read" = "Read your files"
