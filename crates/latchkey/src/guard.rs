@@ -643,7 +643,7 @@ impl GuardArgs {
 /// Describes the `Host` policy for the summary.
 pub(crate) fn describe_host(policy: &HostPolicy) -> String {
     match policy {
-        HostPolicy::Upstream => "the upstream's own".to_owned(),
+        HostPolicy::Upstream => "the upstream's own authority".to_owned(),
         HostPolicy::Preserve => "the client's".to_owned(),
         HostPolicy::Fixed(value) => format!("{value:?}"),
     }
@@ -760,7 +760,7 @@ fn print_guard_summary(
     writeln!(out, "  upstream:   {}", settings.upstream)?;
     writeln!(
         out,
-        "  host:       {} Host header upstream",
+        "  host:       {} (the Host header sent upstream)",
         describe_host(&settings.host)
     )?;
     writeln!(out, "  scopes:     {}", describe_policy(&settings.policy))?;

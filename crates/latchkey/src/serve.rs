@@ -499,7 +499,7 @@ fn print_summary(
         writeln!(out, "  guard metadata: {}", proxy.layer().metadata_url())?;
         writeln!(
             out,
-            "  guard scopes: {}; {} Host header upstream; leeway {}",
+            "  guard scopes: {}; Host sent upstream: {}; leeway {}",
             guard::describe_policy(&guard.proxy.policy),
             guard::describe_host(&guard.proxy.host),
             format_duration(guard.proxy.leeway)
