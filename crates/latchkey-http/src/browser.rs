@@ -331,6 +331,7 @@ fn consent_page(
     context.insert("client_id", client.client_id());
     context.insert("logo_uri", &logo_uri);
     context.insert("verified", &authorization.client_verified());
+    context.insert("document_host", &authorization.client_document_host());
     context.insert(
         "redirect_host",
         &authorization

@@ -194,6 +194,19 @@ impl ErrorPage {
                 ],
                 details,
             },
+            PageReason::ClientMetadataDocument(_) => ErrorPage {
+                status: StatusCode::BAD_REQUEST,
+                title: "This app's registration could not be checked",
+                message: "The app identifies itself with a web address, but the registration \
+                          published there could not be fetched or is not valid, so you were not \
+                          sent back to it.",
+                next_steps: vec![
+                    TRY_AGAIN,
+                    "If this keeps happening, tell the app's developer: the technical details \
+                     below say what is wrong with its client metadata document.",
+                ],
+                details,
+            },
             PageReason::InvalidRedirectUri(_) => ErrorPage {
                 status: StatusCode::BAD_REQUEST,
                 title: "The app's return address is not registered",
@@ -291,6 +304,9 @@ mod tests {
     fn error_pages_say_what_to_do_next_and_hide_internal_causes() {
         for reason in [
             PageReason::UnknownClient,
+            PageReason::ClientMetadataDocument(
+                latchkey_service::metadata_documents::MetadataDocumentError::Timeout,
+            ),
             PageReason::InvalidRedirectUri(OAuthError::invalid_request("x")),
             PageReason::InvalidRequest(OAuthError::invalid_request("x")),
             PageReason::Expired,

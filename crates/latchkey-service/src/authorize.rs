@@ -49,7 +49,7 @@ use latchkey_protocol::client::GrantType;
 use latchkey_protocol::params::{AuthorizationRequest, FormParams, RedirectTarget};
 use latchkey_protocol::pkce::CodeChallenge;
 use latchkey_protocol::scope::ScopeSet;
-use latchkey_store::{ClientOrigin, PendingRecord, SecretHash, StoreError};
+use latchkey_store::{PendingRecord, SecretHash, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::Service;
@@ -59,6 +59,7 @@ use crate::config::{ConfiguredResource, PENDING_AUTHORIZATION_TTL};
 use crate::error::FlowError;
 use crate::grants::code::ApprovedAuthorization;
 use crate::grants::policy::{resolve_resource, resolve_scopes, scopes_from_store, scopes_to_store};
+use crate::metadata_documents::{ClientLookup, MetadataDocumentError};
 use crate::secrets::random_bytes;
 use crate::sessions::Session;
 
@@ -73,6 +74,9 @@ pub enum PageReason {
     InvalidRequest(OAuthError),
     /// No client has this `client_id`.
     UnknownClient,
+    /// The `client_id` is a metadata-document URL whose document could not
+    /// be fetched or is not valid.
+    ClientMetadataDocument(MetadataDocumentError),
     /// The `redirect_uri` is missing where required or not registered.
     InvalidRedirectUri(OAuthError),
     /// The pending request behind a form is unknown, expired or already
@@ -88,6 +92,7 @@ impl PageReason {
                 error.clone()
             }
             PageReason::UnknownClient => OAuthError::invalid_client("unknown client_id"),
+            PageReason::ClientMetadataDocument(error) => error.to_oauth(),
             PageReason::Expired => OAuthError::invalid_request(
                 "the authorization request expired or was already completed",
             ),
@@ -161,6 +166,8 @@ pub struct Authorization {
     force_login_now: bool,
     /// The pending handle this was resumed from, if any.
     handle: Option<String>,
+    /// Whether the consent page may call the client verified.
+    client_verified: bool,
 }
 
 impl Authorization {
@@ -169,10 +176,17 @@ impl Authorization {
         &self.client
     }
 
-    /// Whether an operator created the client; dynamically registered and
+    /// Whether an operator created the client, or it is a metadata-document
+    /// client from an allow-listed host; other dynamically registered and
     /// metadata-document clients are unverified.
     pub fn client_verified(&self) -> bool {
-        self.client.origin() == ClientOrigin::Admin
+        self.client_verified
+    }
+
+    /// For a metadata-document client, its document's host (shown
+    /// prominently on the consent page).
+    pub fn client_document_host(&self) -> Option<&str> {
+        self.client.document_host()
     }
 
     /// Where the response goes.
@@ -258,6 +272,18 @@ fn resolve_target(client: &Client, pending: &Pending) -> Result<RedirectTarget, 
 }
 
 impl Service {
+    /// The client of an authorization request; any failure is a page,
+    /// since its redirect URI cannot be trusted.
+    async fn authorizing_client(&self, client_id: &str) -> Result<Arc<Client>, AuthorizeError> {
+        match self.lookup_client(client_id).await? {
+            ClientLookup::Found(client) => Ok(client),
+            ClientLookup::Unknown => Err(AuthorizeError::Page(PageReason::UnknownClient)),
+            ClientLookup::Document(error) => Err(AuthorizeError::Page(
+                PageReason::ClientMetadataDocument(error),
+            )),
+        }
+    }
+
     /// Phase 1: validates an authorization request (order in the module
     /// docs).
     #[tracing::instrument(skip_all, fields(client_id))]
@@ -269,9 +295,7 @@ impl Service {
         let pending_request = AuthorizationRequest::parse(params)
             .map_err(|error| AuthorizeError::Page(PageReason::InvalidRequest(error.into())))?;
         tracing::Span::current().record("client_id", pending_request.client_id());
-        let Some(client) = self.client(pending_request.client_id()).await? else {
-            return Err(AuthorizeError::Page(PageReason::UnknownClient));
-        };
+        let client = self.authorizing_client(pending_request.client_id()).await?;
         let target = pending_request
             .resolve_redirect_uri(client.metadata().redirect_uris())
             .map_err(|error| AuthorizeError::Page(PageReason::InvalidRedirectUri(error.into())))?;
@@ -304,6 +328,7 @@ impl Service {
             prompt_none: request.prompt.none,
             login_after: request.prompt.login.then(|| now.unix_timestamp()),
         };
+        let client_verified = self.is_client_verified(&client);
         Ok(Authorization {
             pending,
             client,
@@ -312,6 +337,7 @@ impl Service {
             scopes,
             force_login_now: request.prompt.login,
             handle: None,
+            client_verified,
         })
     }
 
@@ -485,9 +511,7 @@ impl Service {
             FlowError::Internal(format!("a pending authorization does not parse: {error}"))
         })?;
         // The client cache makes this cheap; a removed client ends here.
-        let Some(client) = self.client(&pending.client_id).await? else {
-            return Err(AuthorizeError::Page(PageReason::UnknownClient));
-        };
+        let client = self.authorizing_client(&pending.client_id).await?;
         let target = resolve_target(&client, &pending)?;
         let issuer = self.config().issuer.as_str();
         let Some(resource) = self
@@ -504,6 +528,7 @@ impl Service {
             )));
         };
         let scopes = scopes_from_store(&pending.scopes)?;
+        let client_verified = self.is_client_verified(&client);
         Ok(Authorization {
             pending,
             client,
@@ -512,6 +537,7 @@ impl Service {
             scopes,
             force_login_now: false,
             handle: Some(handle.to_owned()),
+            client_verified,
         })
     }
 

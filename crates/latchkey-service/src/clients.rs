@@ -40,6 +40,7 @@ use time::OffsetDateTime;
 use crate::Service;
 use crate::clock::add;
 use crate::error::FlowError;
+use crate::metadata_documents::ClientLookup;
 
 /// The most clients kept in the cache.
 pub const MAX_CACHED_CLIENTS: usize = 10_000;
@@ -52,6 +53,12 @@ pub struct Client {
     metadata: ValidatedClient,
     secret_hash: Option<SecretHash>,
     created_at: OffsetDateTime,
+    /// For a metadata-document client: when the document goes stale and
+    /// must be read (or fetched) again.
+    fresh_until: Option<OffsetDateTime>,
+    /// For a metadata-document client: the document URL's host, the only
+    /// part of its identity the server has checked.
+    document_host: Option<String>,
 }
 
 impl Client {
@@ -64,17 +71,24 @@ impl Client {
                 record.client_id
             ))
         };
-        let metadata = match record.origin {
-            ClientOrigin::Admin | ClientOrigin::Dynamic => {
+        let (metadata, document_host) = match record.origin {
+            ClientOrigin::Admin | ClientOrigin::Dynamic => (
                 ClientMetadata::from_value(record.metadata.clone())
                     .and_then(ClientMetadata::validate_registration)
-                    .map_err(|error| invalid(&error))?
-            }
+                    .map_err(|error| invalid(&error))?,
+                None,
+            ),
             ClientOrigin::MetadataDocument => {
-                let url = ClientIdUrl::parse(&record.client_id).map_err(|error| invalid(&error))?;
+                // A stored document was fetched under the settings of the
+                // time; whether an http URL may be *used* now is decided
+                // before the store is read (`Service::client`).
+                let url = ClientIdUrl::parse_allowing_loopback_http(&record.client_id)
+                    .map_err(|error| invalid(&error))?;
                 let document =
                     serde_json::to_vec(&record.metadata).map_err(|error| invalid(&error))?;
-                validate_metadata_document(&url, &document).map_err(|error| invalid(&error))?
+                let metadata =
+                    validate_metadata_document(&url, &document).map_err(|error| invalid(&error))?;
+                (metadata, Some(url.host().to_owned()))
             }
         };
         Ok(Client {
@@ -83,6 +97,11 @@ impl Client {
             metadata,
             secret_hash: record.secret_hash,
             created_at: record.created_at,
+            fresh_until: match record.origin {
+                ClientOrigin::MetadataDocument => record.expires_at,
+                ClientOrigin::Admin | ClientOrigin::Dynamic => None,
+            },
+            document_host,
         })
     }
 
@@ -104,6 +123,11 @@ impl Client {
     /// When the client was registered.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
+    }
+
+    /// For a metadata-document client, the host of its document URL.
+    pub fn document_host(&self) -> Option<&str> {
+        self.document_host.as_deref()
     }
 
     /// Whether the client authenticates with a secret.
@@ -140,10 +164,15 @@ impl ClientCache {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = entries.get(client_id)?;
-        (add(entry.loaded_at, self.ttl) > now).then(|| Arc::clone(&entry.client))
+        let fresh = add(entry.loaded_at, self.ttl) > now
+            && entry
+                .client
+                .fresh_until
+                .is_none_or(|fresh_until| fresh_until > now);
+        fresh.then(|| Arc::clone(&entry.client))
     }
 
-    fn put(&self, client: Arc<Client>, now: OffsetDateTime) {
+    pub(crate) fn put(&self, client: Arc<Client>, now: OffsetDateTime) {
         if self.ttl.is_zero() {
             return;
         }
@@ -188,18 +217,65 @@ fn authentication_failed() -> FlowError {
 
 impl Service {
     /// The client `client_id`, from the cache or the store; `None` if no
-    /// such client exists.
+    /// such client exists. A metadata-document client is resolved (and
+    /// fetched when needed); when its document cannot be used this is
+    /// `invalid_client` saying why.
     pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, FlowError> {
+        match self.lookup_client(client_id).await? {
+            ClientLookup::Found(client) => Ok(Some(client)),
+            ClientLookup::Unknown => Ok(None),
+            ClientLookup::Document(error) => Err(FlowError::OAuth(error.to_oauth())),
+        }
+    }
+
+    /// [`Service::client`], keeping a metadata-document failure apart so
+    /// the authorization endpoint can show it on a page.
+    pub(crate) async fn lookup_client(&self, client_id: &str) -> Result<ClientLookup, FlowError> {
         let now = self.now();
         if let Some(client) = self.inner.clients.get(client_id, now) {
-            return Ok(Some(client));
+            return Ok(ClientLookup::Found(client));
+        }
+        match self.metadata_document_url(client_id) {
+            Some(Ok(url)) => return self.resolve_metadata_document(&url).await,
+            Some(Err(error)) => return Ok(ClientLookup::Document(error)),
+            None => {}
         }
         let Some(record) = self.inner.store.find_client(client_id).await? else {
-            return Ok(None);
+            return Ok(ClientLookup::Unknown);
         };
+        if record.origin == ClientOrigin::MetadataDocument {
+            // An http document stored while the development setting was on.
+            return Ok(ClientLookup::Unknown);
+        }
         let client = Arc::new(Client::from_record(&record)?);
         self.inner.clients.put(Arc::clone(&client), now);
-        Ok(Some(client))
+        Ok(ClientLookup::Found(client))
+    }
+
+    /// The client as stored, without fetching a metadata document: for
+    /// listing connected apps, which must not reach out to the network.
+    pub async fn stored_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, FlowError> {
+        if let Some(client) = self.inner.clients.get(client_id, self.now()) {
+            return Ok(Some(client));
+        }
+        match self.inner.store.find_client(client_id).await? {
+            Some(record) => Ok(Some(Arc::new(Client::from_record(&record)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the consent page may call the client verified: an operator
+    /// created it, or it is a metadata-document client whose host is on the
+    /// allow-list (`--trusted-client-host`). Dynamically registered clients
+    /// never are: their metadata is their own claim.
+    pub fn is_client_verified(&self, client: &Client) -> bool {
+        match client.origin() {
+            ClientOrigin::Admin => true,
+            ClientOrigin::Dynamic => false,
+            ClientOrigin::MetadataDocument => client
+                .document_host()
+                .is_some_and(|host| self.is_trusted_client_host(host)),
+        }
     }
 
     /// Drops a client from this instance's cache (after removing or
@@ -384,6 +460,8 @@ mod tests {
                     metadata: metadata.clone(),
                     secret_hash: None,
                     created_at: now,
+                    fresh_until: None,
+                    document_host: None,
                 }),
                 now,
             );
@@ -399,6 +477,8 @@ mod tests {
                 metadata,
                 secret_hash: None,
                 created_at: later,
+                fresh_until: None,
+                document_host: None,
             }),
             later,
         );

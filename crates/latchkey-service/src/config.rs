@@ -348,6 +348,47 @@ impl ResourceRegistry {
     }
 }
 
+/// Client ID Metadata Documents: fetch limits, caching and trust
+/// (docs/client-metadata-documents.md). The body limit is the protocol
+/// crate's `MAX_METADATA_DOCUMENT_LEN` (5 KiB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataDocumentSettings {
+    /// The deadline for a whole fetch: connect, TLS, headers and body
+    /// (default 5 s).
+    pub fetch_timeout: Duration,
+    /// A fetched document is fresh for at least this long, whatever its
+    /// `Cache-Control` says (default 5 minutes).
+    pub min_cache: Duration,
+    /// And at most this long; a stale copy stands in for a failed re-fetch
+    /// until this long after it was fetched (default 24 hours).
+    pub max_cache: Duration,
+    /// How long a failed fetch or an invalid document is remembered, in
+    /// process, before the URL is tried again (default 60 s).
+    pub failure_cache: Duration,
+    /// Fetches allowed per host per minute, in process (default 10).
+    pub fetches_per_host_per_minute: u32,
+    /// Development only: allow `http://` client-id URLs on 127.0.0.1,
+    /// `[::1]` and `localhost`, and loopback addresses (default off).
+    pub allow_insecure: bool,
+    /// Hosts whose metadata-document clients the consent page calls
+    /// verified (exact, case-insensitive host names).
+    pub trusted_hosts: Vec<String>,
+}
+
+impl Default for MetadataDocumentSettings {
+    fn default() -> MetadataDocumentSettings {
+        MetadataDocumentSettings {
+            fetch_timeout: Duration::from_secs(5),
+            min_cache: Duration::from_secs(5 * 60),
+            max_cache: Duration::from_secs(24 * 3600),
+            failure_cache: Duration::from_secs(60),
+            fetches_per_host_per_minute: 10,
+            allow_insecure: false,
+            trusted_hosts: Vec::new(),
+        }
+    }
+}
+
 /// Browser sessions: how long a signed-in session lasts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionSettings {
@@ -449,6 +490,8 @@ pub struct ServiceConfig {
     /// Human descriptions of scopes for the consent page (`"files:read" =
     /// "Read your files"`). A scope without one is shown by its name.
     pub scope_descriptions: BTreeMap<String, String>,
+    /// Client ID Metadata Documents.
+    pub metadata_documents: MetadataDocumentSettings,
 }
 
 impl ServiceConfig {
@@ -472,6 +515,7 @@ impl ServiceConfig {
             consent_ttl: DEFAULT_CONSENT_TTL,
             login_rate_limits: LoginRateLimits::default(),
             scope_descriptions: BTreeMap::new(),
+            metadata_documents: MetadataDocumentSettings::default(),
         }
     }
 
@@ -546,6 +590,34 @@ impl ServiceConfig {
             && secret.expose().len() < MIN_SHARED_SECRET_LEN
         {
             return Err(ConfigError::ShortSecret("introspection secret"));
+        }
+        let documents = &self.metadata_documents;
+        if documents.fetch_timeout < Duration::from_millis(1)
+            || documents.fetch_timeout > Duration::from_secs(60)
+        {
+            return Err(ConfigError::Invalid(
+                "the metadata document fetch timeout must be between 1ms and 60s".to_owned(),
+            ));
+        }
+        if documents.min_cache > documents.max_cache {
+            return Err(ConfigError::Invalid(
+                "the metadata document minimum cache time must not exceed the maximum".to_owned(),
+            ));
+        }
+        if documents.fetches_per_host_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "the metadata document fetch limit must allow at least one fetch per host per minute"
+                    .to_owned(),
+            ));
+        }
+        if let Some(host) = documents
+            .trusted_hosts
+            .iter()
+            .find(|host| host.is_empty() || host.contains(['/', ':', '@', ' ']))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "the trusted client host {host:?} is not a host name (no scheme, port or path)"
+            )));
         }
         if let Some(limit) = &self.registration_rate_limit
             && (limit.max == 0 || limit.window < Duration::from_secs(1))

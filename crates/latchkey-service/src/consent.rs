@@ -17,7 +17,7 @@
 //! client deleted, in one transaction.
 
 use latchkey_protocol::scope::ScopeSet;
-use latchkey_store::{ClientOrigin, ConsentRecord};
+use latchkey_store::ConsentRecord;
 use time::OffsetDateTime;
 
 use crate::Service;
@@ -122,7 +122,7 @@ impl Service {
         let consents = self.inner.store.list_consents(user_id).await?;
         let mut apps = Vec::with_capacity(consents.len());
         for consent in consents {
-            let client = match self.client(&consent.client_id).await {
+            let client = match self.stored_client(&consent.client_id).await {
                 Ok(client) => client,
                 // A client whose stored metadata no longer validates is
                 // still listed, by id, so the user can revoke it.
@@ -143,7 +143,7 @@ impl Service {
                     .and_then(|client| client.metadata().client_name().map(str::to_owned)),
                 verified: client
                     .as_ref()
-                    .is_some_and(|client| client.origin() == ClientOrigin::Admin),
+                    .is_some_and(|client| self.is_client_verified(client)),
                 client_id: consent.client_id,
                 resource: consent.resource,
                 resource_name,

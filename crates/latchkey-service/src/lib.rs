@@ -16,7 +16,9 @@
 //! - the browser half of the code flow: the authorization endpoint
 //!   ([`authorize`]), local accounts and sign-in ([`accounts`]), browser
 //!   sessions and CSRF tokens ([`sessions`]), and remembered consent and
-//!   connected apps ([`consent`]).
+//!   connected apps ([`consent`]);
+//! - Client ID Metadata Document clients, fetched safely and cached
+//!   ([`metadata_documents`]).
 //!
 //! Architecture invariants:
 //! - no axum, no diesel, no HTTP status codes: errors are [`FlowError`]s
@@ -44,6 +46,7 @@ pub mod grants;
 pub mod introspection;
 pub mod keys;
 pub mod metadata;
+pub mod metadata_documents;
 pub mod ratelimit;
 pub mod registration;
 pub mod revocation;
@@ -68,6 +71,7 @@ pub use keys::crypto::{KeyEncryption, ServerSecret};
 pub use keys::{KeyError, KeyManager, KeySettings};
 
 use clients::ClientCache;
+use metadata_documents::MetadataDocuments;
 use ratelimit::SlidingWindowLimiter;
 
 /// How many expired rows of each kind one clean-up round deletes.
@@ -85,6 +89,9 @@ pub enum StartError {
     /// The signing keys could not be loaded or created.
     #[error("{0}")]
     Keys(#[from] KeyError),
+    /// The HTTP client for metadata documents could not be built (TLS).
+    #[error("the HTTP client for client metadata documents: {0}")]
+    Http(String),
 }
 
 /// The authorization server's flows. Cheap to clone: everything is behind
@@ -100,6 +107,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     keys: KeyManager,
     clients: ClientCache,
+    metadata_documents: MetadataDocuments,
     registration_limiter: Option<SlidingWindowLimiter<IpAddr>>,
     login_account_limiter: Option<SlidingWindowLimiter<String>>,
     login_address_limiter: Option<SlidingWindowLimiter<IpAddr>>,
@@ -144,9 +152,12 @@ impl Service {
         });
         let login_account_limiter = limiter(config.login_rate_limits.per_account);
         let login_address_limiter = limiter(config.login_rate_limits.per_address);
+        let metadata_documents = MetadataDocuments::new(&config.metadata_documents)
+            .map_err(|error| StartError::Http(error.to_string()))?;
         Ok(Service {
             inner: Arc::new(Inner {
                 clients: ClientCache::new(config.client_cache_ttl),
+                metadata_documents,
                 config,
                 store,
                 clock,

@@ -15,7 +15,9 @@
 //!   but `none` is not among them: anonymous introspection is refused;
 //! - `authorization_endpoint` (required by RFC 8414 §2 whenever a grant
 //!   uses it) is `{issuer}/authorize`, where the browser signs in and
-//!   consents.
+//!   consents;
+//! - `client_id_metadata_document_supported` is `true`: MCP clients then
+//!   use their document URL as `client_id` instead of registering.
 
 use latchkey_protocol::metadata::AuthorizationServerMetadata;
 
@@ -73,6 +75,9 @@ impl Service {
             Some(strings(&INTROSPECTION_AUTH_METHODS));
         metadata.code_challenge_methods_supported = Some(strings(&["S256"]));
         metadata.authorization_response_iss_parameter_supported = Some(true);
+        // A `client_id` that is an https URL is resolved as a Client ID
+        // Metadata Document (`metadata_documents`).
+        metadata.client_id_metadata_document_supported = Some(true);
         metadata
     }
 }
@@ -104,7 +109,8 @@ mod tests {
                 "introspection_endpoint": "https://auth.example.com/introspect",
                 "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "code_challenge_methods_supported": ["S256"],
-                "authorization_response_iss_parameter_supported": true
+                "authorization_response_iss_parameter_supported": true,
+                "client_id_metadata_document_supported": true
             })
         );
     }

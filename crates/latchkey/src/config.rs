@@ -155,6 +155,13 @@ pub(crate) struct FileConfig {
     pub(crate) guard_tool_scopes: BTreeMap<String, String>,
     pub(crate) guard_upstream_host: Option<String>,
     pub(crate) guard_leeway: Option<FileDuration>,
+    pub(crate) metadata_document_timeout: Option<FileDuration>,
+    pub(crate) metadata_document_min_cache: Option<FileDuration>,
+    pub(crate) metadata_document_max_cache: Option<FileDuration>,
+    pub(crate) metadata_document_failure_cache: Option<FileDuration>,
+    pub(crate) metadata_document_fetch_limit: Option<u32>,
+    pub(crate) allow_insecure_metadata_documents: Option<bool>,
+    pub(crate) trusted_client_hosts: Option<Vec<String>>,
     #[serde(default, rename = "resource")]
     pub(crate) resources: Vec<FileResource>,
     /// `[guard]`: the settings of `latchkey guard`.
@@ -369,6 +376,13 @@ mod tests {
             consent_ttl = "7d"
             login_rate_limit = 10
             login_address_rate_limit = 100
+            metadata_document_timeout = "3s"
+            metadata_document_min_cache = "10m"
+            metadata_document_max_cache = "12h"
+            metadata_document_failure_cache = "30s"
+            metadata_document_fetch_limit = 20
+            allow_insecure_metadata_documents = false
+            trusted_client_hosts = ["claude.ai", "vscode.dev"]
             guard_upstream = "http://127.0.0.1:3000"
             guard_path = "/mcp"
             guard_scope = "mcp"
@@ -395,6 +409,11 @@ mod tests {
         assert_eq!(file.resources.len(), 2);
         assert_eq!(file.scopes["files:read"], "Read your files");
         assert_eq!(file.login_rate_limit, Some(10));
+        assert_eq!(
+            file.trusted_client_hosts.as_deref(),
+            Some(["claude.ai".to_owned(), "vscode.dev".to_owned()].as_slice())
+        );
+        assert_eq!(file.metadata_document_fetch_limit, Some(20));
         assert_eq!(file.resources[0].scopes, ["tools", "files:read"]);
         assert_eq!(
             duration(None, file.code_ttl.as_ref(), "code_ttl", Duration::ZERO).unwrap(),

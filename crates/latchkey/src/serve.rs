@@ -26,8 +26,9 @@ use latchkey_protocol::secret::SecretString;
 use latchkey_resource::TokenValidator;
 use latchkey_resource::proxy::GuardProxy;
 use latchkey_service::config::{
-    ConfiguredResource, DEFAULT_CONSENT_TTL, Lifetimes, LoginRateLimits, RateLimitSettings,
-    RegistrationPolicy, ResourceRegistry, ServiceConfig, SessionSettings, SigningAlgorithm,
+    ConfiguredResource, DEFAULT_CONSENT_TTL, Lifetimes, LoginRateLimits, MetadataDocumentSettings,
+    RateLimitSettings, RegistrationPolicy, ResourceRegistry, ServiceConfig, SessionSettings,
+    SigningAlgorithm,
 };
 use latchkey_service::{Service, SystemClock};
 use tokio::sync::watch;
@@ -161,6 +162,38 @@ pub(crate) struct ServeArgs {
     /// The guard's clock-skew leeway in all-in-one mode [default: 60s].
     #[arg(long, env = "LATCHKEY_GUARD_LEEWAY", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) guard_leeway: Option<Duration>,
+    /// Deadline for fetching a client metadata document, connect to last byte [default: 5s].
+    #[arg(long, env = "LATCHKEY_METADATA_DOCUMENT_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) metadata_document_timeout: Option<Duration>,
+    /// A fetched client metadata document is fresh for at least this long [default: 5m].
+    #[arg(long, env = "LATCHKEY_METADATA_DOCUMENT_MIN_CACHE", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) metadata_document_min_cache: Option<Duration>,
+    /// ... and at most this long; a stale copy covers failed re-fetches up to this age [default: 24h].
+    #[arg(long, env = "LATCHKEY_METADATA_DOCUMENT_MAX_CACHE", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) metadata_document_max_cache: Option<Duration>,
+    /// How long a failed metadata-document fetch is remembered [default: 60s].
+    #[arg(long, env = "LATCHKEY_METADATA_DOCUMENT_FAILURE_CACHE", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) metadata_document_failure_cache: Option<Duration>,
+    /// Metadata-document fetches allowed per host per minute [default: 10].
+    #[arg(
+        long,
+        env = "LATCHKEY_METADATA_DOCUMENT_FETCH_LIMIT",
+        value_name = "COUNT"
+    )]
+    pub(crate) metadata_document_fetch_limit: Option<u32>,
+    /// DEVELOPMENT ONLY: accept http:// client metadata document URLs on 127.0.0.1,
+    /// [::1] and localhost, and fetch from loopback addresses [default: false].
+    #[arg(long, env = "LATCHKEY_ALLOW_INSECURE_METADATA_DOCUMENTS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) allow_insecure_metadata_documents: Option<bool>,
+    /// A host whose metadata-document clients the consent page shows as verified
+    /// (repeatable; in the environment, separate several with spaces).
+    #[arg(
+        long = "trusted-client-host",
+        env = "LATCHKEY_TRUSTED_CLIENT_HOSTS",
+        value_delimiter = ' ',
+        value_name = "HOST"
+    )]
+    pub(crate) trusted_client_hosts: Vec<String>,
 }
 
 /// The failure window of the sign-in rate limits.
@@ -254,6 +287,65 @@ pub(crate) fn signing(
 }
 
 impl ServeArgs {
+    /// The Client ID Metadata Document settings: flags, then file, then
+    /// defaults. Trusted hosts from flags or environment replace the file's.
+    fn metadata_document_settings(
+        &self,
+        file: &FileConfig,
+    ) -> anyhow::Result<MetadataDocumentSettings> {
+        let defaults = MetadataDocumentSettings::default();
+        let flagged: Vec<String> = self
+            .trusted_client_hosts
+            .iter()
+            .map(|host| host.trim().to_ascii_lowercase())
+            .filter(|host| !host.is_empty())
+            .collect();
+        let trusted_hosts = if flagged.is_empty() {
+            file.trusted_client_hosts
+                .iter()
+                .flatten()
+                .map(|host| host.trim().to_ascii_lowercase())
+                .collect()
+        } else {
+            flagged
+        };
+        Ok(MetadataDocumentSettings {
+            fetch_timeout: duration(
+                self.metadata_document_timeout,
+                file.metadata_document_timeout.as_ref(),
+                "metadata_document_timeout",
+                defaults.fetch_timeout,
+            )?,
+            min_cache: duration(
+                self.metadata_document_min_cache,
+                file.metadata_document_min_cache.as_ref(),
+                "metadata_document_min_cache",
+                defaults.min_cache,
+            )?,
+            max_cache: duration(
+                self.metadata_document_max_cache,
+                file.metadata_document_max_cache.as_ref(),
+                "metadata_document_max_cache",
+                defaults.max_cache,
+            )?,
+            failure_cache: duration(
+                self.metadata_document_failure_cache,
+                file.metadata_document_failure_cache.as_ref(),
+                "metadata_document_failure_cache",
+                defaults.failure_cache,
+            )?,
+            fetches_per_host_per_minute: self
+                .metadata_document_fetch_limit
+                .or(file.metadata_document_fetch_limit)
+                .unwrap_or(defaults.fetches_per_host_per_minute),
+            allow_insecure: self
+                .allow_insecure_metadata_documents
+                .or(file.allow_insecure_metadata_documents)
+                .unwrap_or(false),
+            trusted_hosts,
+        })
+    }
+
     fn settings(&self, file: &FileConfig) -> anyhow::Result<Settings> {
         let defaults = Lifetimes::default();
         let (signing_algorithm, access_token, key_reload_interval) = signing(&self.signing, file)?;
@@ -365,6 +457,7 @@ impl ServeArgs {
         };
         service.scope_descriptions = scope_descriptions(&self.scope_descriptions, file)?;
         let guard = all_in_one::settings(self, file)?;
+        service.metadata_documents = self.metadata_document_settings(file)?;
         Ok(Settings {
             listen: self
                 .listen
@@ -473,6 +566,21 @@ fn print_summary(
         format_duration(config.lifetimes.refresh_absolute)
     )?;
     writeln!(out, "  registration: {}", config.registration.name())?;
+    let documents = &config.metadata_documents;
+    if documents.allow_insecure {
+        writeln!(
+            out,
+            "  WARNING:    --allow-insecure-metadata-documents is ON: http:// client metadata \
+             documents on loopback are accepted. For development only; never in production."
+        )?;
+    }
+    if !documents.trusted_hosts.is_empty() {
+        writeln!(
+            out,
+            "  trusted client hosts: {}",
+            documents.trusted_hosts.join(" ")
+        )?;
+    }
     if config.resources.is_empty() {
         writeln!(out, "  resources:  none")?;
     }
@@ -589,6 +697,13 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .service
         .validate()
         .context("invalid configuration")?;
+    if settings.service.metadata_documents.allow_insecure {
+        tracing::warn!(
+            "--allow-insecure-metadata-documents is on: http:// client metadata documents on \
+             127.0.0.1, [::1] and localhost are accepted and fetched from loopback addresses. \
+             This is for development and tests only; never enable it in production"
+        );
+    }
 
     let store = open_store(
         &common.database_url,
@@ -838,6 +953,13 @@ mod tests {
             guard_tool_scopes: Vec::new(),
             guard_upstream_host: None,
             guard_leeway: None,
+            metadata_document_timeout: Some(Duration::from_secs(2)),
+            metadata_document_min_cache: None,
+            metadata_document_max_cache: None,
+            metadata_document_failure_cache: None,
+            metadata_document_fetch_limit: None,
+            allow_insecure_metadata_documents: None,
+            trusted_client_hosts: vec!["Claude.AI".to_owned()],
         };
         let settings = args.settings(&file).unwrap();
         assert_eq!(settings.listen, DEFAULT_LISTEN);
@@ -857,6 +979,11 @@ mod tests {
         assert_eq!(settings.service.registration_rate_limit, None);
         assert!(!settings.service.require_resource);
         assert!(settings.http.trust_forwarded_for);
+        let documents = &settings.service.metadata_documents;
+        assert_eq!(documents.fetch_timeout, Duration::from_secs(2));
+        assert_eq!(documents.max_cache, Duration::from_secs(24 * 3600));
+        assert!(!documents.allow_insecure);
+        assert_eq!(documents.trusted_hosts, ["claude.ai"]);
         assert_eq!(
             settings.http.templates_dir.as_deref(),
             Some(std::path::Path::new("/srv/templates"))

@@ -39,7 +39,8 @@ async fn metadata_lists_exactly_what_is_implemented(backend: Backend) {
             "introspection_endpoint": format!("{issuer}/introspect"),
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
-            "authorization_response_iss_parameter_supported": true
+            "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": true
         })
     );
 }

@@ -15,6 +15,7 @@ mod support;
 
 mod account;
 mod authorize;
+mod cimd;
 mod cors;
 mod discovery;
 mod hostile;

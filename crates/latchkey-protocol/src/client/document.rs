@@ -119,13 +119,37 @@ impl ClientIdUrl {
     /// SHOULD NOT; Latchkey refuses, since a query invites per-request
     /// identities), no fragment; a port is allowed.
     pub fn parse(raw: &str) -> Result<ClientIdUrl, ClientIdUrlError> {
+        ClientIdUrl::parse_with(raw, false)
+    }
+
+    /// [`ClientIdUrl::parse`], also accepting `http://` when the host is
+    /// `127.0.0.1`, `[::1]` or `localhost`. For development and tests only
+    /// (a server's "allow insecure metadata documents" setting): a document
+    /// served over plain http proves nothing about who wrote it.
+    ///
+    /// ```
+    /// use latchkey_protocol::client::{ClientIdUrl, ClientIdUrlError};
+    ///
+    /// assert!(ClientIdUrl::parse_allowing_loopback_http("http://127.0.0.1:8080/client.json").is_ok());
+    /// assert_eq!(
+    ///     ClientIdUrl::parse_allowing_loopback_http("http://app.example.com/client.json"),
+    ///     Err(ClientIdUrlError::NotHttps)
+    /// );
+    /// assert_eq!(ClientIdUrl::parse("http://127.0.0.1/c"), Err(ClientIdUrlError::NotHttps));
+    /// ```
+    pub fn parse_allowing_loopback_http(raw: &str) -> Result<ClientIdUrl, ClientIdUrlError> {
+        ClientIdUrl::parse_with(raw, true)
+    }
+
+    fn parse_with(raw: &str, allow_loopback_http: bool) -> Result<ClientIdUrl, ClientIdUrlError> {
         if raw.len() > MAX_CLIENT_ID_URL_LEN {
             return Err(ClientIdUrlError::TooLong);
         }
         if !uri::has_only_uri_characters(raw) {
             return Err(ClientIdUrlError::InvalidCharacter);
         }
-        if !raw.starts_with("https://") {
+        let is_http = allow_loopback_http && raw.starts_with("http://");
+        if !raw.starts_with("https://") && !is_http {
             return Err(ClientIdUrlError::NotHttps);
         }
         let parts = uri::split(raw).map_err(|_| ClientIdUrlError::Malformed)?;
@@ -141,6 +165,9 @@ impl ClientIdUrl {
         }
         if authority.host.is_empty() {
             return Err(ClientIdUrlError::MissingHost);
+        }
+        if is_http && !uri::is_loopback_host(authority.host) {
+            return Err(ClientIdUrlError::NotHttps);
         }
         if parts.path.is_empty() || parts.path == "/" {
             return Err(ClientIdUrlError::RootPath);

@@ -742,3 +742,35 @@ fn document_unknown_fields_are_ignored() {
     body["token_endpoint_auth_method"] = json!("none");
     assert!(document(URL, body).is_ok());
 }
+
+#[test]
+fn loopback_http_client_id_urls_only_in_development_mode() {
+    for accepted in [
+        "http://127.0.0.1:8080/client.json",
+        "http://localhost/oauth/client.json",
+        "http://[::1]:9/c",
+        "https://app.example.com/client.json",
+    ] {
+        let url = ClientIdUrl::parse_allowing_loopback_http(accepted).unwrap();
+        assert_eq!(url.as_str(), accepted);
+    }
+    for (refused, error) in [
+        ("http://app.example.com/c", ClientIdUrlError::NotHttps),
+        ("http://10.0.0.1/c", ClientIdUrlError::NotHttps),
+        ("http://127.0.0.2/c", ClientIdUrlError::NotHttps),
+        ("http://127.0.0.1/", ClientIdUrlError::RootPath),
+        ("http://127.0.0.1/c?x=1", ClientIdUrlError::Query),
+        ("ftp://127.0.0.1/c", ClientIdUrlError::NotHttps),
+    ] {
+        assert_eq!(
+            ClientIdUrl::parse_allowing_loopback_http(refused),
+            Err(error),
+            "{refused}"
+        );
+    }
+    // The strict parser never accepts http, loopback or not.
+    assert_eq!(
+        ClientIdUrl::parse("http://127.0.0.1:8080/client.json"),
+        Err(ClientIdUrlError::NotHttps)
+    );
+}
