@@ -10,7 +10,9 @@
  *   server and the guard on one listener.
  *
  * Each run does: unauthenticated call → 401 with `resource_metadata` → protected
- * resource metadata → AS metadata → dynamic client registration → authorize with PKCE
+ * resource metadata → AS metadata → registration (dynamic client registration, or a
+ * Client ID Metadata Document served on loopback, which Latchkey fetches under its
+ * development flag `--allow-insecure-metadata-documents`) → authorize with PKCE
  * and `resource`, login and consent in Chromium → token → list and call tools (the
  * guard's identity headers reach the server) → refresh after the access token expired
  * (5 s lifetime; the Python SDK refreshes only by `expires_in`) → the tool still works
@@ -20,9 +22,14 @@
  * minted for another resource → 401 `invalid_token`, too few scopes → 403
  * `insufficient_scope`.
  *
- * Invariants: real processes over loopback only; the four SDK runs share one MCP
- * server and run concurrently (each has its own client registration, user session
- * and MCP session), so the file takes about as long as its slowest run.
+ * The matrix: each SDK with DCR against both deployments, and each SDK once with a
+ * metadata document (TypeScript against the separate guard, Python against
+ * all-in-one), so both registration routes meet both clients and both deployments
+ * without running every combination.
+ *
+ * Invariants: real processes over loopback only; the six SDK runs share one MCP
+ * server and run concurrently (each has its own client, user session and MCP
+ * session), so the file takes about as long as its slowest run.
  */
 
 import assert from 'node:assert/strict';
@@ -30,6 +37,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../lib/browser.mjs';
+import { startClientMetadataServer } from '../fixtures/client-metadata.mjs';
 import { freePort, startGuard, startLatchkey } from '../lib/latchkey.mjs';
 import { runToCompletion, startProcess, stopAll } from '../lib/processes.mjs';
 import { runTsClient } from '../mcp/ts-client.mjs';
@@ -69,6 +77,8 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
   let allInOne;
   /** @type {import('../lib/latchkey.mjs').Guard} */
   let guard;
+  /** @type {Array<Awaited<ReturnType<typeof startClientMetadataServer>>>} */
+  const documents = [];
 
   before(async () => {
     assert.ok(existsSync(VENV_PYTHON), `${VENV_PYTHON} is missing: ${VENV_HINT}`);
@@ -84,7 +94,7 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
       startLatchkey({
         backend: 'sqlite',
         resources: [`${guardResource}=mcp,mcp:admin`, `${OTHER_RESOURCE}=mcp`],
-        args: ['--access-token-ttl', ACCESS_TOKEN_TTL],
+        args: ['--access-token-ttl', ACCESS_TOKEN_TTL, '--allow-insecure-metadata-documents'],
       }),
       startLatchkey({
         backend: 'postgres',
@@ -92,6 +102,7 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
         args: [
           '--access-token-ttl',
           ACCESS_TOKEN_TTL,
+          '--allow-insecure-metadata-documents',
           '--guard-upstream',
           upstream,
           '--guard-scope',
@@ -118,6 +129,7 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
   });
 
   after(async () => {
+    for (const document of documents) await document.close();
     await guard?.stop();
     await separate?.server.stop();
     await allInOne?.server.stop();
@@ -125,23 +137,38 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
   });
 
   /**
+   * Serves a Client ID Metadata Document whose redirect URI is a loopback callback on a
+   * free port, for one run.
+   */
+  const metadataDocument = async () => {
+    const port = await freePort();
+    const document = await startClientMetadataServer({ redirectUris: [`http://127.0.0.1:${port}/callback`] });
+    documents.push(document);
+    return { document, port };
+  };
+  /**
    * Runs the TypeScript SDK client against `deployment` and checks its step log.
    *
    * @param {() => Deployment} pick
+   * @param {{cimd?: boolean}} [options]
    */
-  const typescriptRun = (pick) => async () => {
+  const typescriptRun = (pick, options = {}) => async () => {
     const deployment = pick();
-    const email = `ts-${deployment.name}@example.test`;
+    const registration = options.cimd ? 'cimd' : 'dcr';
+    const email = `ts-${registration}-${deployment.name}@example.test`;
     deployment.server.addUser(email, PASSWORD);
+    const cimd = options.cimd ? await metadataDocument() : undefined;
     let result;
     try {
       result = await runTsClient({
         mcpUrl: deployment.mcpUrl,
         email,
         password: PASSWORD,
+        clientMetadataUrl: cimd?.document.clientId,
+        redirectPort: cimd?.port,
         // Its own Chromium: runs in parallel must not share cookies (both servers
         // are on 127.0.0.1, and cookies ignore ports) or console-error lists.
-        screenshotsPrefix: `mcp-ts-${deployment.name}`,
+        screenshotsPrefix: `mcp-ts-${registration}-${deployment.name}`,
         forceRefresh: 'wait-for-expiry',
         revocationEffect: 'at-expiry',
         revokeAccessToken: true,
@@ -163,15 +190,20 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
     assert.equal(result.issuer, deployment.server.issuer);
     assert.equal(result.resource, deployment.mcpUrl);
     const [connect, listAndCall, refresh, revoke] = result.steps;
-    assert.deepEqual(connect?.detail?.sequence?.slice(0, 7), [
+    const registered = cimd === undefined ? ['register 201'] : [];
+    assert.deepEqual(connect?.detail?.sequence?.slice(0, 6 + registered.length), [
       'mcp 401',
       'prm 200',
       'as-metadata 200',
-      'register 201',
+      ...registered,
       'authorize -',
       'token:authorization_code 200',
       'mcp 200',
     ]);
+    if (cimd !== undefined) {
+      assert.equal(result.clientId, cimd.document.clientId, 'the client_id is the document URL');
+      assert.ok(cimd.document.fetchCount() >= 1, 'Latchkey must have fetched the metadata document');
+    }
     const identity = /** @type {Record<string, any>} */ (listAndCall?.detail?.identity ?? {});
     assert.equal(identity['x-latchkey-client-id'], result.clientId);
     assert.equal(identity['x-latchkey-issuer'], deployment.server.issuer);
@@ -187,23 +219,27 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
    * Runs the Python SDK client against `deployment` and checks its report.
    *
    * @param {() => Deployment} pick
+   * @param {{cimd?: boolean}} [options]
    */
-  const pythonRun = (pick) => async () => {
+  const pythonRun = (pick, options = {}) => async () => {
     const deployment = pick();
-    const email = `py-${deployment.name}@example.test`;
+    const registration = options.cimd ? 'cimd' : 'dcr';
+    const email = `py-${registration}-${deployment.name}@example.test`;
     deployment.server.addUser(email, PASSWORD);
+    const cimd = options.cimd ? await metadataDocument() : undefined;
     const run = await runToCompletion(
       VENV_PYTHON,
       [
         join(E2E_DIR, 'python', 'client.py'),
         '--mcp-url',
         deployment.mcpUrl,
+        ...(cimd === undefined ? [] : ['--cimd-url', cimd.document.clientId, '--redirect-port', String(cimd.port)]),
         '--refresh',
         'wait-for-expiry',
         '--revocation-effect',
         'at-expiry',
         '--screenshots-prefix',
-        `mcp-py-${deployment.name}`,
+        `mcp-py-${registration}-${deployment.name}`,
         '--max-wait',
         '30',
       ],
@@ -224,13 +260,17 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
     );
     assert.equal(report.issuer, deployment.server.issuer);
     const connectSequence = report.steps[0].detail.sequence;
-    assert.ok(connectSequence.includes('register 201'), `no DCR in ${connectSequence}`);
+    const order = ['prm 200', 'as-metadata 200', ...(cimd === undefined ? ['register 201'] : []), 'token:authorization_code 200'];
+    const positions = order.map((entry) => connectSequence.indexOf(entry));
     assert.ok(
-      connectSequence.indexOf('prm 200') < connectSequence.indexOf('as-metadata 200') &&
-        connectSequence.indexOf('as-metadata 200') < connectSequence.indexOf('register 201') &&
-        connectSequence.indexOf('register 201') < connectSequence.indexOf('token:authorization_code 200'),
-      `discovery out of order: ${connectSequence}`,
+      positions.every((position, index) => position >= 0 && (index === 0 || position > (positions[index - 1] ?? 0))),
+      `discovery sequence ${connectSequence} does not contain ${order} in order`,
     );
+    if (cimd !== undefined) {
+      assert.ok(!connectSequence.includes('register 201'), 'no DCR with a metadata document');
+      assert.equal(report.client_id, cimd.document.clientId, 'the client_id is the document URL');
+      assert.ok(cimd.document.fetchCount() >= 1, 'Latchkey must have fetched the metadata document');
+    }
     assert.deepEqual(report.steps[2].detail.sequence, ['token:refresh_token 200', 'mcp 200']);
     assert.deepEqual(report.steps[3].detail.sequence.slice(0, 2), ['token:refresh_token 400', 'mcp 401']);
     assert.ok(!NO_JWT.test(run.stdout), 'no JWT may appear in the report');
@@ -329,6 +369,8 @@ describe('MCP SDK clients through Latchkey', { timeout: 240_000 }, () => {
     it('all-in-one: TypeScript SDK, DCR', typescriptRun(() => allInOne));
     it('separate: Python SDK, DCR as a native app', pythonRun(() => separate));
     it('all-in-one: Python SDK, DCR as a native app', pythonRun(() => allInOne));
+    it('separate: TypeScript SDK, metadata document', typescriptRun(() => separate, { cimd: true }));
+    it('all-in-one: Python SDK, metadata document', pythonRun(() => allInOne, { cimd: true }));
     it('separate: the guard refuses what it must', refusals(() => separate));
     it('all-in-one: the guard refuses what it must', refusals(() => allInOne));
   });
