@@ -1,6 +1,7 @@
 //! The browser tests: Latchkey's pages in a real headless Chromium, driven by
 //! playwright-core from the `e2e/` npm package against the built `latchkey`
-//! binary, on SQLite and on Postgres (`e2e/tests/authorize.test.mjs`).
+//! binary, on SQLite and on Postgres (`e2e/tests/authorize.test.mjs`, and
+//! `e2e/tests/cimd.test.mjs` for Client ID Metadata Document clients).
 //!
 //! What the step does, in order:
 //! 1. makes sure Debian's Chromium is installed at `/usr/bin/chromium` (or
@@ -15,7 +16,7 @@
 //!    workspace, as the test step does, makes this a no-op after the tests
 //!    (which built the same binary) instead of a rebuild of every crate with
 //!    another feature set;
-//! 4. `node --test` on the suite. The Postgres server is the `DATABASE_URL`
+//! 4. `node --test` on the suites. The Postgres server is the `DATABASE_URL`
 //!    an earlier step exported; the suite creates and drops its own database
 //!    there with `psql`.
 //!
@@ -30,8 +31,8 @@ use crate::postgres;
 use crate::shell::{Cmd, Shell, find_in_path};
 use crate::step::StepInput;
 
-/// The suite the `browser` step runs, relative to the workspace root.
-pub(crate) const SUITE: &str = "e2e/tests/authorize.test.mjs";
+/// The suites the `browser` step runs, relative to the workspace root.
+pub(crate) const SUITES: &[&str] = &["e2e/tests/authorize.test.mjs", "e2e/tests/cimd.test.mjs"];
 
 /// Every suite of the e2e package (`cargo xtask e2e --all`).
 pub(crate) const ALL_SUITES: &str = "e2e/tests/";
@@ -41,7 +42,7 @@ const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The step of `cargo xtask test`.
 pub(crate) fn step(shell: &mut Shell, _: &StepInput) -> anyhow::Result<()> {
-    run_suites(shell, &[SUITE])
+    run_suites(shell, SUITES)
 }
 
 /// Prepares Chromium, the npm packages and the binary, then runs `suites`.

@@ -41,7 +41,7 @@ pub(crate) fn run(shell: &mut Shell, options: &Options) -> anyhow::Result<()> {
         mcp::ensure_venv(shell)?;
         return browser::run_suites(shell, &[browser::ALL_SUITES]);
     }
-    browser::run_suites(shell, &[browser::SUITE])
+    browser::run_suites(shell, browser::SUITES)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //!    at once (for [`MetadataDocumentSettings::failure_cache`]);
 //! 4. the per-host fetch limit ([`MetadataDocumentSettings::fetches_per_host_per_minute`]),
 //!    so a hostile client cannot make the server a fetch amplifier;
-//! 5. a fetch ([`fetch`]: SSRF-safe, bounded, no redirects), validation,
+//! 5. a fetch (`fetch`: SSRF-safe, bounded, no redirects), validation,
 //!    and an upsert of the record with `created_at` = the fetch time and
 //!    `expires_at` = the fetch time plus the response's `Cache-Control:
 //!    max-age` clamped to `[min_cache, max_cache]`.

@@ -235,8 +235,56 @@ async fn an_allow_listed_host_is_shown_as_verified(backend: Backend) {
     assert!(consent.body.contains("class=\"client-host\">127.0.0.1<"));
 }
 
+async fn max_age_is_respected_and_a_refetch_keeps_the_grants(backend: Backend) {
+    let app = development(backend).start().await;
+    let documents = DocumentServer::start().await;
+    let client = documents.client("/client.json");
+    let body = app.code_grant(&client, "read").await;
+    assert_eq!(documents.fetches(), 1);
+
+    // Within max-age=3600 (and past the 30 s in-process cache), the stored
+    // copy is used: no fetch.
+    app.clock.advance(std::time::Duration::from_secs(3599));
+    let refresh = |token: String| {
+        let app = &app;
+        let client = &client;
+        async move {
+            json(
+                app.token(
+                    client,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &token),
+                        ("resource", crate::support::MCP),
+                    ],
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let (status, refreshed) = refresh(body["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(documents.fetches(), 1);
+
+    // Stale: fetched again, and the record is replaced in place, so the
+    // refresh-token family survives.
+    app.clock.advance(std::time::Duration::from_secs(2));
+    let (status, again) = refresh(refreshed["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(documents.fetches(), 2);
+    let record = app
+        .store()
+        .find_client(&client.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.expires_at.unwrap() > app.service.now());
+}
+
 backend_tests!(
     a_document_client_completes_the_code_flow_refreshes_and_revokes,
+    max_age_is_respected_and_a_refetch_keeps_the_grants,
     document_failures_are_a_page_at_authorize_and_invalid_client_at_token,
     an_allow_listed_host_is_shown_as_verified,
 );
