@@ -18,6 +18,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess } from './processes.mjs';
@@ -73,6 +74,8 @@ function psql(sql) {
  * @property {(email: string, password: string) => void} addUser Runs `latchkey user add`.
  * @property {(args: string[]) => {status: number | null, stdout: string, stderr: string}} cli
  *   Runs another command of the binary (`user link …`, `user list --json`) on the same storage.
+ * @property {(args: string[]) => Record<string, any>} addClient Runs `latchkey client add
+ *   --json` with `args` and returns the registration (with `client_secret` when confidential).
  * @property {() => string} output Its captured output, for failure messages.
  * @property {() => Promise<void>} stop Stops it (SIGTERM) and removes its data.
  */
@@ -95,12 +98,7 @@ export async function startLatchkey(options) {
     psql(`CREATE DATABASE ${database}`);
     storage.push('--database-url', withDatabase(DATABASE_URL, database));
   }
-  const env = { ...process.env, LATCHKEY_LOG_FORMAT: 'json', LATCHKEY_LOG: 'warn' };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('LATCHKEY_') && !['LATCHKEY_LOG_FORMAT', 'LATCHKEY_LOG', 'LATCHKEY_BIN'].includes(name)) {
-      delete env[name];
-    }
-  }
+  const env = latchkeyEnv();
   const cleanUp = async () => {
     await rm(dataDir, { recursive: true, force: true });
     if (database !== undefined) psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
@@ -134,12 +132,95 @@ export async function startLatchkey(options) {
       const result = spawnSync(binary, [...commandArgs, ...storage], { env, encoding: 'utf8' });
       return { status: result.status, stdout: result.stdout, stderr: result.stderr };
     },
+    addClient(args) {
+      const printed = execFileSync(binary, ['client', 'add', '--json', ...args, ...storage], {
+        env,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      return JSON.parse(printed);
+    },
     output: () => server.output(),
     async stop() {
       await server.stop();
       await cleanUp();
     },
   };
+}
+
+/**
+ * The environment for the binary: JSON logs at `warn`, and no other `LATCHKEY_*`
+ * variable from the caller's environment (they would change the configuration).
+ *
+ * @returns {NodeJS.ProcessEnv}
+ */
+function latchkeyEnv() {
+  const env = { ...process.env, LATCHKEY_LOG_FORMAT: 'json', LATCHKEY_LOG: 'warn' };
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('LATCHKEY_') && !['LATCHKEY_LOG_FORMAT', 'LATCHKEY_LOG', 'LATCHKEY_BIN'].includes(name)) {
+      delete env[name];
+    }
+  }
+  return env;
+}
+
+/**
+ * A loopback port that was free a moment ago (for a process whose own URL must be
+ * known before it starts, such as the guard's resource URL).
+ *
+ * @returns {Promise<number>}
+ */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(undefined));
+  });
+  const address = server.address();
+  await new Promise((resolve) => server.close(() => resolve(undefined)));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/**
+ * A running `latchkey guard`.
+ *
+ * @typedef {object} Guard
+ * @property {string} mcpUrl The MCP URL it printed (`mcp:` line).
+ * @property {() => string} output Its captured output.
+ * @property {() => Promise<void>} stop Stops it (SIGTERM).
+ */
+
+/**
+ * Starts `latchkey guard` in front of `upstream`, listening on `port`, for the resource
+ * `http://127.0.0.1:<port>/mcp`, trusting `issuer`.
+ *
+ * @param {{issuer: string, upstream: string, port: number, args?: string[]}} options
+ * @returns {Promise<Guard>}
+ */
+export async function startGuard(options) {
+  const binary = latchkeyBinary();
+  const resource = `http://127.0.0.1:${options.port}/mcp`;
+  const args = [
+    'guard',
+    '--listen',
+    `127.0.0.1:${options.port}`,
+    '--upstream',
+    options.upstream,
+    '--resource',
+    resource,
+    '--issuer',
+    options.issuer,
+    ...(options.args ?? []),
+  ];
+  const guard = startProcess('latchkey-guard', binary, args, { env: latchkeyEnv() });
+  try {
+    const match = await guard.waitForOutput(/^ {2}mcp: +(http:\/\/127\.0\.0\.1:\d+\/\S*)$/, 30_000);
+    return { mcpUrl: match[1] ?? '', output: () => guard.output(), stop: () => guard.stop() };
+  } catch (error) {
+    await guard.stop();
+    throw error;
+  }
 }
 
 /**

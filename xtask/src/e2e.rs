@@ -3,12 +3,13 @@
 //! By default it runs what the `browser` step of `cargo xtask test` runs:
 //! Latchkey's pages in headless Chromium against the built binary, on SQLite
 //! and Postgres (see `browser`). `--all` runs every suite in `e2e/tests/`,
-//! including the fixture checks and the MCP SDK runners, which also need the
-//! Python virtual environment described in `e2e/README.md`.
+//! including the fixture checks and the MCP SDK suites; it first makes the
+//! Python virtual environment they need (see `mcp`).
 
 use anyhow::bail;
 
 use crate::browser;
+use crate::mcp;
 use crate::shell::Shell;
 
 /// The parsed command line of `cargo xtask e2e`.
@@ -37,10 +38,10 @@ impl Options {
 /// Runs the chosen suites.
 pub(crate) fn run(shell: &mut Shell, options: &Options) -> anyhow::Result<()> {
     if options.all {
-        browser::run_suites(shell, &[browser::ALL_SUITES])
-    } else {
-        browser::run_suites(shell, browser::SUITES)
+        mcp::ensure_venv(shell)?;
+        return browser::run_suites(shell, &[browser::ALL_SUITES]);
     }
+    browser::run_suites(shell, browser::SUITES)
 }
 
 #[cfg(test)]

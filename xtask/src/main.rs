@@ -24,6 +24,7 @@ mod browser;
 mod e2e;
 mod layering;
 mod lint;
+mod mcp;
 mod postgres;
 #[cfg(test)]
 mod scratch;
@@ -53,8 +54,11 @@ SUBCOMMANDS:
                              Postgres, runs the doctests and the workspace tests
                              (cargo nextest, or cargo test when nextest is absent),
                              then the browser tests (Chromium, installed with
-                             apt-get when missing); FILTERs are passed to the
-                             Rust test runners
+                             apt-get when missing), then the MCP SDK clients
+                             (TypeScript and Python, venv target/e2e-venv made
+                             from e2e/python/requirements.txt) through latchkey
+                             guard and serve --guard-upstream; FILTERs are passed
+                             to the Rust test runners
     bench store [--seconds N]
                              the store benchmark (SQLite and Postgres, 16 tasks)
                              next to pgbench on the same server; N defaults to 10
@@ -67,8 +71,7 @@ SUBCOMMANDS:
                              client_credentials; N defaults to 15
     e2e [--all]              the browser tests alone (Latchkey's pages in headless
                              Chromium on SQLite and Postgres); --all runs every
-                             suite in e2e/tests/ (the MCP SDK runners need the
-                             Python venv of e2e/README.md)
+                             suite in e2e/tests/, making the Python venv first
     tidy                     the tidy check alone
     layering                 the crate-layering check alone
     postgres                 find Postgres and print the DATABASE_URL tests use

@@ -10,16 +10,18 @@
 //! or stale) comes before the Rust tests, because some of them spawn Node
 //! fixtures: the upstream OpenID provider of the federation tests.
 //!
-//! The `browser` step comes last: Latchkey's pages in headless Chromium
-//! against the built binary on SQLite and Postgres (see `browser`); it
-//! installs Chromium when it is missing. Later
-//! suites (MCP SDK end-to-end runs) are added as one more line in
-//! `TEST_STEPS`.
+//! The `browser` step comes next to last: Latchkey's pages in headless
+//! Chromium against the built binary on SQLite and Postgres (see `browser`);
+//! it installs Chromium when it is missing. The `mcp` step follows: the
+//! official MCP SDK clients through `latchkey guard` and
+//! `latchkey serve --guard-upstream` (see `mcp`), with the Python venv it
+//! makes when missing.
 
 use anyhow::bail;
 
 use crate::browser;
 use crate::lint;
+use crate::mcp;
 use crate::postgres;
 use crate::shell::Shell;
 use crate::step::{self, Step, StepInput};
@@ -47,6 +49,10 @@ const TEST_STEPS: &[Step] = &[
     Step {
         name: "browser",
         run: browser::step,
+    },
+    Step {
+        name: "mcp",
+        run: mcp::step,
     },
 ];
 

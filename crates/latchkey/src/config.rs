@@ -144,6 +144,17 @@ pub(crate) struct FileConfig {
     pub(crate) consent_ttl: Option<FileDuration>,
     pub(crate) login_rate_limit: Option<u32>,
     pub(crate) login_address_rate_limit: Option<u32>,
+    pub(crate) guard_upstream: Option<String>,
+    pub(crate) guard_path: Option<String>,
+    pub(crate) guard_scope: Option<String>,
+    /// MCP method = scopes, for the all-in-one guard.
+    #[serde(default)]
+    pub(crate) guard_method_scopes: BTreeMap<String, String>,
+    /// Tool name = scopes, for the all-in-one guard.
+    #[serde(default)]
+    pub(crate) guard_tool_scopes: BTreeMap<String, String>,
+    pub(crate) guard_upstream_host: Option<String>,
+    pub(crate) guard_leeway: Option<FileDuration>,
     pub(crate) metadata_document_timeout: Option<FileDuration>,
     pub(crate) metadata_document_min_cache: Option<FileDuration>,
     pub(crate) metadata_document_max_cache: Option<FileDuration>,
@@ -157,6 +168,8 @@ pub(crate) struct FileConfig {
     /// `[[upstream]]`: upstream OpenID Connect providers.
     #[serde(default, rename = "upstream")]
     pub(crate) upstreams: Vec<crate::upstream::FileUpstream>,
+    /// `[guard]`: the settings of `latchkey guard`.
+    pub(crate) guard: Option<crate::guard::FileGuard>,
     /// `[scopes]`: scope name = description for the consent page.
     #[serde(default)]
     pub(crate) scopes: BTreeMap<String, String>,
@@ -374,6 +387,15 @@ mod tests {
             metadata_document_fetch_limit = 20
             allow_insecure_metadata_documents = false
             trusted_client_hosts = ["claude.ai", "vscode.dev"]
+            guard_upstream = "http://127.0.0.1:3000"
+            guard_path = "/mcp"
+            guard_scope = "mcp"
+            guard_upstream_host = "upstream"
+            guard_leeway = "5s"
+            [guard_method_scopes]
+            "tools/call" = "mcp:tools"
+            [guard_tool_scopes]
+            delete = "admin"
 
             [scopes]
             "files:read" = "Read your files"

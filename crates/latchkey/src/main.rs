@@ -3,14 +3,18 @@
 //! tracing subscriber (`logging.rs`) and chooses a storage backend
 //! (`store.rs`).
 //!
-//! Commands: `serve` (the authorization server), `migrate`, `client
+//! Commands: `serve` (the authorization server; with `--guard-upstream`
+//! also the guard, all-in-one), `guard` (the protected-resource reverse
+//! proxy alone), `migrate`, `client
 //! add|list|show|remove`, `keys list|rotate`, `user
 //! add|list|disable|enable|passwd`. Every setting is a flag, a
 //! `LATCHKEY_*` environment variable and a key of the optional TOML config
 //! file, with precedence flag > environment > file > default.
 
+mod all_in_one;
 mod client;
 mod config;
+mod guard;
 mod keys;
 mod logging;
 mod migrate;
@@ -32,8 +36,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the authorization server.
+    /// Run the authorization server (with --guard-upstream, also the guard).
     Serve(Box<serve::ServeArgs>),
+    /// Run the guard: a reverse proxy that lets only valid access tokens
+    /// through to an MCP server.
+    Guard(Box<guard::GuardArgs>),
     /// Apply the database schema migrations and exit.
     Migrate(migrate::MigrateArgs),
     /// Manage clients: add, list, show, remove.
@@ -51,6 +58,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(&args).await,
+        Command::Guard(args) => guard::run(&args).await,
         Command::Migrate(args) => migrate::run(&args).await,
         Command::Client(command) => client::run(&command).await,
         Command::Keys(command) => keys::run(&command).await,

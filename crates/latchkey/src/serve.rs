@@ -23,6 +23,8 @@ use anyhow::Context as _;
 use clap::Args;
 use latchkey_http::{AppState, HttpConfig, Paths, router};
 use latchkey_protocol::secret::SecretString;
+use latchkey_resource::TokenValidator;
+use latchkey_resource::proxy::GuardProxy;
 use latchkey_service::config::{
     ConfiguredResource, DEFAULT_CONSENT_TTL, Lifetimes, LoginRateLimits, MetadataDocumentSettings,
     RateLimitSettings, RegistrationPolicy, ResourceRegistry, ServiceConfig, SessionSettings,
@@ -31,9 +33,11 @@ use latchkey_service::config::{
 use latchkey_service::{Service, SystemClock};
 use tokio::sync::watch;
 
+use crate::all_in_one;
 use crate::config::{
     CommonArgs, DEFAULT_LISTEN, FileConfig, SigningArgs, duration, format_duration, parse_duration,
 };
+use crate::guard;
 use crate::secret::{SecretSource, load_or_generate};
 use crate::store::{DatabaseUrl, StoreOptions, open_store};
 use crate::upstream::UpstreamArgs;
@@ -131,6 +135,34 @@ pub(crate) struct ServeArgs {
     /// overrides the config file's [scopes] table).
     #[arg(long = "scope-description", value_name = "SCOPE=TEXT")]
     pub(crate) scope_descriptions: Vec<String>,
+    /// All-in-one mode: also guard this MCP server (http or https URL) on the
+    /// same listener, at <issuer origin><--guard-path>, which is added to the
+    /// resources. The same LATCHKEY_GUARD_* variables configure `latchkey guard`.
+    #[arg(long, env = "LATCHKEY_GUARD_UPSTREAM", value_name = "URL")]
+    pub(crate) guard_upstream: Option<String>,
+    /// The path of the guarded MCP endpoint in all-in-one mode [default: /mcp].
+    #[arg(long, env = "LATCHKEY_GUARD_PATH", value_name = "PATH")]
+    pub(crate) guard_path: Option<String>,
+    /// The scopes every request to the guarded MCP endpoint needs, space-delimited.
+    #[arg(long, env = "LATCHKEY_GUARD_SCOPE", value_name = "SCOPES")]
+    pub(crate) guard_scope: Option<String>,
+    /// Scopes an MCP method adds in all-in-one mode: METHOD=SCOPES (repeatable).
+    #[arg(long = "guard-method-scope", value_name = "METHOD=SCOPES")]
+    pub(crate) guard_method_scopes: Vec<String>,
+    /// Scopes calling one tool adds in all-in-one mode: TOOL=SCOPES (repeatable).
+    #[arg(long = "guard-tool-scope", value_name = "TOOL=SCOPES")]
+    pub(crate) guard_tool_scopes: Vec<String>,
+    /// The `Host` sent to the guarded MCP server: upstream, preserve or
+    /// HOST[:PORT] [default: upstream].
+    #[arg(
+        long,
+        env = "LATCHKEY_GUARD_UPSTREAM_HOST",
+        value_name = "upstream|preserve|HOST"
+    )]
+    pub(crate) guard_upstream_host: Option<String>,
+    /// The guard's clock-skew leeway in all-in-one mode [default: 60s].
+    #[arg(long, env = "LATCHKEY_GUARD_LEEWAY", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) guard_leeway: Option<Duration>,
     /// Deadline for fetching a client metadata document, connect to last byte [default: 5s].
     #[arg(long, env = "LATCHKEY_METADATA_DOCUMENT_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) metadata_document_timeout: Option<Duration>,
@@ -205,6 +237,7 @@ struct Settings {
     service: ServiceConfig,
     http: HttpConfig,
     cleanup_interval: Duration,
+    guard: Option<all_in_one::AllInOne>,
 }
 
 /// The secret settings from flag/env or file, as `SecretString`s.
@@ -430,6 +463,7 @@ impl ServeArgs {
             },
         };
         service.scope_descriptions = scope_descriptions(&self.scope_descriptions, file)?;
+        let guard = all_in_one::settings(self, file)?;
         service.metadata_documents = self.metadata_document_settings(file)?;
         service.password_login = self.password_login.or(file.password_login).unwrap_or(true);
         service.upstreams = crate::upstream::providers(&self.upstream, &file.upstreams, &|name| {
@@ -455,6 +489,7 @@ impl ServeArgs {
                 ..HttpConfig::default()
             },
             cleanup_interval,
+            guard,
         })
     }
 }
@@ -462,7 +497,8 @@ impl ServeArgs {
 /// Installs the SIGINT and SIGTERM handlers now, before anything tells the
 /// world the server is up (a signal arriving earlier would kill the process
 /// the default way), and returns the future that completes on either.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal()
+-> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -500,6 +536,7 @@ fn print_summary(
     database: &DatabaseUrl,
     secret: &SecretSource,
     has_users: bool,
+    guard: Option<(&GuardProxy, &all_in_one::AllInOne)>,
 ) -> std::io::Result<()> {
     let config = service.config();
     let issuer = &config.issuer;
@@ -584,6 +621,23 @@ fn print_summary(
             .unwrap_or_default();
         writeln!(out, "  resource:   {}{name} ({scopes})", resource.uri)?;
     }
+    if let Some((proxy, guard)) = guard {
+        let resource = proxy.layer().metadata().resource.as_str();
+        writeln!(
+            out,
+            "  guard:      {resource} -> {} (all-in-one)",
+            guard.proxy.upstream
+        )?;
+        writeln!(out, "  guard metadata: {}", proxy.layer().metadata_url())?;
+        writeln!(
+            out,
+            "  guard scopes: {}; Host sent upstream: {}; leeway {}",
+            guard::describe_policy(&guard.proxy.policy),
+            guard::describe_host(&guard.proxy.host),
+            format_duration(guard.proxy.leeway)
+        )?;
+        writeln!(out, "  mcp:        {resource}")?;
+    }
     writeln!(out)?;
     if !has_users {
         writeln!(
@@ -655,6 +709,14 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .local_addr()
         .context("the listener has no address")?;
     settings.service.issuer = issuer(settings.issuer.take(), bound)?;
+    let guard_settings = settings.guard.take();
+    let guarded = match &guard_settings {
+        Some(guard) => Some(all_in_one::add_guarded_resource(
+            &mut settings.service,
+            guard,
+        )?),
+        None => None,
+    };
     settings
         .service
         .validate()
@@ -697,6 +759,11 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let warming = service.clone();
         tokio::spawn(async move { warming.warm_upstreams().await });
     }
+    let proxy = match (&guard_settings, guarded) {
+        (Some(guard), Some(resource)) => Some(all_in_one::build(&service, guard, resource).await?),
+        _ => None,
+    };
+
     let (stop, stopped) = watch::channel(false);
     let cleanup = tokio::spawn(cleanup_task(
         service.clone(),
@@ -705,6 +772,9 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     ));
     let reload = tokio::spawn(reload_task(
         service.clone(),
+        proxy
+            .as_ref()
+            .map(|proxy| proxy.layer().validator().clone()),
         service.config().key_reload_interval,
         stopped,
     ));
@@ -714,11 +784,40 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     if !state.pages.overridden().is_empty() {
         tracing::info!(files = ?state.pages.overridden(), "using page template overrides");
     }
-    let app = router(state);
+    let mut app = router(state);
+    if let Some(proxy) = &proxy {
+        app = app.merge(latchkey_resource::proxy::router(proxy));
+    }
     let shutdown = shutdown_signal()?;
-    print_summary(&service, &database, &secret_source, has_users)?;
+    let (stopping, stopping_now) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    print_summary(
+        &service,
+        &database,
+        &secret_source,
+        has_users,
+        proxy.as_ref().zip(guard_settings.as_ref()),
+    )?;
     tracing::info!(address = %bound, issuer = %service.config().issuer, "listening");
-    let served = latchkey_http::serve(listener, app, shutdown).await;
+    let serving = latchkey_http::serve(listener, app, shutdown);
+    tokio::pin!(serving);
+    // Open SSE streams through the guard may never end: after the signal
+    // they get a grace period, then the process stops anyway.
+    let served = tokio::select! {
+        served = &mut serving => served,
+        () = async {
+            if stopping_now.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(guard::SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("open streams did not end in time; stopping anyway");
+            Ok(())
+        }
+    };
     let _ = stop.send(true);
     let _ = tokio::join!(cleanup, reload);
     served.context("the server stopped with an error")?;
@@ -751,8 +850,14 @@ async fn cleanup_task(service: Service, interval: Duration, mut stop: watch::Rec
     }
 }
 
-/// Reloads the signing keys every `interval` until told to stop.
-async fn reload_task(service: Service, interval: Duration, mut stop: watch::Receiver<bool>) {
+/// Reloads the signing keys every `interval` until told to stop, and hands
+/// changed keys to the all-in-one guard's validator at once.
+async fn reload_task(
+    service: Service,
+    validator: Option<TokenValidator>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick fires at once; the keys were just loaded.
@@ -760,7 +865,14 @@ async fn reload_task(service: Service, interval: Duration, mut stop: watch::Rece
     loop {
         tokio::select! {
             _ = ticker.tick() => match service.reload_keys().await {
-                Ok(true) => tracing::info!(kid = %service.keys().active_kid(), "signing keys changed; reloaded"),
+                Ok(true) => {
+                    tracing::info!(kid = %service.keys().active_kid(), "signing keys changed; reloaded");
+                    if let Some(validator) = &validator
+                        && let Err((_, error)) = validator.refresh_keys().await
+                    {
+                        tracing::warn!(%error, "the guard could not take the reloaded keys");
+                    }
+                }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, "reloading the signing keys failed"),
             },
@@ -873,6 +985,13 @@ mod tests {
             login_rate_limit: Some(0),
             login_address_rate_limit: None,
             scope_descriptions: vec!["a=From the flag".to_owned(), "b=Bee".to_owned()],
+            guard_upstream: None,
+            guard_path: None,
+            guard_scope: None,
+            guard_method_scopes: Vec::new(),
+            guard_tool_scopes: Vec::new(),
+            guard_upstream_host: None,
+            guard_leeway: None,
             metadata_document_timeout: Some(Duration::from_secs(2)),
             metadata_document_min_cache: None,
             metadata_document_max_cache: None,

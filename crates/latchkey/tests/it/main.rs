@@ -2,9 +2,11 @@
 //! `serve` on a free port with a temporary data directory (the port is
 //! learned from the printed `issuer:` line), `client add`, the token,
 //! introspection and revocation endpoints with real HTTP, `keys rotate`,
-//! the `user` commands and the first-run hint, a wrong secret, and a clean
-//! exit on SIGTERM. The browser flow against the binary is in
-//! `e2e/tests/authorize.test.mjs`.
+//! the `user` commands and the first-run hint, a wrong secret, a clean
+//! exit on SIGTERM, and the guard (`guard.rs`: `latchkey guard` and
+//! `serve --guard-upstream`). The browser flow against the binary is in
+//! `e2e/tests/authorize.test.mjs`, the MCP SDK clients in
+//! `e2e/tests/mcp.test.mjs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +15,7 @@
     clippy::indexing_slicing
 )]
 
+mod guard;
 mod identities;
 mod process;
 
@@ -28,7 +31,7 @@ const AUDIENCE: &str = "https://mcp.example.com/mcp";
 
 /// The arguments that point a command at a data directory (SQLite) or a
 /// database.
-fn storage(data_dir: &std::path::Path, database_url: Option<&str>) -> Vec<String> {
+pub(crate) fn storage(data_dir: &std::path::Path, database_url: Option<&str>) -> Vec<String> {
     let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
     if let Some(url) = database_url {
         args.push("--database-url".to_owned());
@@ -38,7 +41,10 @@ fn storage(data_dir: &std::path::Path, database_url: Option<&str>) -> Vec<String
 }
 
 /// `latchkey client add --confidential --json`: the registration JSON.
-fn add_confidential_client(data_dir: &std::path::Path, database_url: Option<&str>) -> Value {
+pub(crate) fn add_confidential_client(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> Value {
     let mut args = vec![
         "client",
         "add",
@@ -56,7 +62,7 @@ fn add_confidential_client(data_dir: &std::path::Path, database_url: Option<&str
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn basic(client: &Value) -> String {
+pub(crate) fn basic(client: &Value) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!(

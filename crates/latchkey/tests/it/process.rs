@@ -12,7 +12,7 @@ use std::time::Duration;
 /// How long the server may take to start or to stop.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn binary() -> Command {
+pub(crate) fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
     // A clean environment for the settings the tests control.
     for (name, _) in std::env::vars() {
