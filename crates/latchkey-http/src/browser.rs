@@ -159,6 +159,25 @@ impl FromRequest<AppState> for BrowserForm {
     }
 }
 
+/// A state-changing form post from one of Latchkey's pages: the `Origin`
+/// check passed (before the body is read) and the body parsed as a
+/// [`BrowserForm`]. Either failure is answered with its HTML page before the
+/// handler runs, so no handler can forget the check.
+pub(crate) struct PagePost(pub(crate) FormParams);
+
+impl FromRequest<AppState> for PagePost {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<PagePost, Response> {
+        if let Some(refused) = origin_refused(state, request.headers()) {
+            return Err(refused);
+        }
+        let BrowserForm(form) = BrowserForm::from_request(request, state).await?;
+        form.map(PagePost)
+            .map_err(|error| error_response(state, &ErrorPage::bad_form(&error)))
+    }
+}
+
 /// The signed-in session of a request, if any.
 async fn current_session(
     state: &AppState,
@@ -188,7 +207,7 @@ async fn signed_in(
 
 /// The 403 page for a form post that fails the `Origin` policy, if it
 /// does.
-pub(crate) fn origin_refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+fn origin_refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     check_origin(headers, &state.issuer_origin)
         .err()
         .map(|rejection| {
@@ -476,19 +495,12 @@ pub(crate) async fn login_post(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    BrowserForm(form): BrowserForm,
+    PagePost(form): PagePost,
 ) -> Response {
-    if let Some(refused) = origin_refused(&state, &headers) {
-        return refused;
-    }
     if !state.service.config().password_login {
         tracing::info!("a password sign-in was refused: password sign-in is off");
         return error_response(&state, &ErrorPage::password_login_disabled());
     }
-    let form = match form {
-        Ok(form) => form,
-        Err(error) => return error_response(&state, &ErrorPage::bad_form(&error)),
-    };
     let handle = field(&form, "request");
     let cookie = read_cookie(&headers, state.cookies.login_csrf).unwrap_or_default();
     if !state
@@ -576,15 +588,8 @@ pub(crate) async fn consent_get(
 pub(crate) async fn consent_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    BrowserForm(form): BrowserForm,
+    PagePost(form): PagePost,
 ) -> Response {
-    if let Some(refused) = origin_refused(&state, &headers) {
-        return refused;
-    }
-    let form = match form {
-        Ok(form) => form,
-        Err(error) => return error_response(&state, &ErrorPage::bad_form(&error)),
-    };
     let handle = field(&form, "request");
     let signed_in = match signed_in(&state, &headers).await {
         Ok(signed_in) => signed_in,
@@ -716,15 +721,8 @@ pub(crate) async fn account_get(
 pub(crate) async fn account_revoke_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    BrowserForm(form): BrowserForm,
+    PagePost(form): PagePost,
 ) -> Response {
-    if let Some(refused) = origin_refused(&state, &headers) {
-        return refused;
-    }
-    let form = match form {
-        Ok(form) => form,
-        Err(error) => return error_response(&state, &ErrorPage::bad_form(&error)),
-    };
     let signed_in = match signed_in(&state, &headers).await {
         Ok(signed_in) => signed_in,
         Err(error) => return flow_error(&state, &error),
@@ -755,15 +753,8 @@ pub(crate) async fn account_revoke_post(
 pub(crate) async fn logout_post(
     State(state): State<AppState>,
     headers: HeaderMap,
-    BrowserForm(form): BrowserForm,
+    PagePost(form): PagePost,
 ) -> Response {
-    if let Some(refused) = origin_refused(&state, &headers) {
-        return refused;
-    }
-    let form = match form {
-        Ok(form) => form,
-        Err(error) => return error_response(&state, &ErrorPage::bad_form(&error)),
-    };
     let session = match current_session(&state, &headers).await {
         Ok(session) => session,
         Err(error) => return flow_error(&state, &error),

@@ -28,9 +28,7 @@ use latchkey_protocol::secret::SecretString;
 use latchkey_service::upstream::{UpstreamCallback, UpstreamError};
 
 use crate::AppState;
-use crate::browser::{
-    BrowserForm, error_response, field, flow_error, origin_refused, page_context, render,
-};
+use crate::browser::{PagePost, error_response, field, flow_error, page_context, render};
 use crate::error::ErrorPage;
 use crate::security::{read_cookie, see_other};
 
@@ -89,15 +87,8 @@ pub(crate) async fn start_post(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    BrowserForm(form): BrowserForm,
+    PagePost(form): PagePost,
 ) -> Response {
-    if let Some(refused) = origin_refused(&state, &headers) {
-        return refused;
-    }
-    let form = match form {
-        Ok(form) => form,
-        Err(error) => return error_response(&state, &ErrorPage::bad_form(&error)),
-    };
     let request = field(&form, "request");
     let cookie = read_cookie(&headers, state.cookies.login_csrf).unwrap_or_default();
     if !state
