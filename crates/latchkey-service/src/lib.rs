@@ -46,6 +46,7 @@ pub mod config;
 pub mod consent;
 pub mod error;
 pub mod grants;
+mod http_body;
 pub mod introspection;
 pub mod keys;
 pub mod metadata;

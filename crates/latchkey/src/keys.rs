@@ -18,7 +18,6 @@ use time::OffsetDateTime;
 
 use crate::config::{CommonArgs, SigningArgs};
 use crate::secret::load_or_generate;
-use crate::store::{StoreOptions, open_store};
 
 /// `latchkey keys …`.
 #[derive(Debug, Subcommand)]
@@ -99,14 +98,7 @@ pub(crate) async fn run(command: &KeysCommand) -> anyhow::Result<()> {
             let (algorithm, access_token_lifetime, reload_interval) =
                 crate::serve::signing(&args.signing, &common.file)?;
             crate::store::create_data_dir(&common.data_dir)?;
-            let store = open_store(
-                &common.database_url,
-                &StoreOptions {
-                    run_migrations: common.migrate,
-                    ..StoreOptions::default()
-                },
-            )
-            .await?;
+            let store = common.open_store().await?;
             let configured = args
                 .signing
                 .secret

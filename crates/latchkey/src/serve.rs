@@ -39,7 +39,7 @@ use crate::config::{
 };
 use crate::guard;
 use crate::secret::{SecretSource, load_or_generate};
-use crate::store::{DatabaseUrl, StoreOptions, open_store};
+use crate::store::DatabaseUrl;
 use crate::upstream::UpstreamArgs;
 
 /// Arguments of `latchkey serve`.
@@ -729,14 +729,7 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         );
     }
 
-    let store = open_store(
-        &common.database_url,
-        &StoreOptions {
-            run_migrations: common.migrate,
-            ..StoreOptions::default()
-        },
-    )
-    .await?;
+    let store = common.open_store().await?;
     let has_users = !store
         .list_users()
         .await

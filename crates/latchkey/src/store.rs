@@ -22,7 +22,7 @@ use latchkey_store::Store;
 use latchkey_store::memory::MemoryStore;
 use latchkey_store_diesel::{PgStore, PoolOptions, SqliteStore};
 
-use crate::config::CommonArgs;
+use crate::config::{Common, CommonArgs};
 
 /// What the accepted URL forms are, for error messages.
 const ACCEPTED_FORMS: &str = "memory:, sqlite://<path> (e.g. sqlite:///var/lib/latchkey/latchkey.db) or \
@@ -118,10 +118,17 @@ impl CommonArgs {
     pub(crate) async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
         let common = self.resolve()?;
         crate::logging::init(common.log_format);
+        common.open_store().await
+    }
+}
+
+impl Common {
+    /// Opens the store these settings name, migrating it unless told not to.
+    pub(crate) async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
         open_store(
-            &common.database_url,
+            &self.database_url,
             &StoreOptions {
-                run_migrations: common.migrate,
+                run_migrations: self.migrate,
                 ..StoreOptions::default()
             },
         )

@@ -25,6 +25,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::MetadataDocumentError;
 use super::address::{AddressClass, classify, is_allowed};
+use crate::http_body::{BodyError, read_bounded};
 
 /// What a resolver future fails with.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -179,17 +180,13 @@ impl DocumentFetcher {
             .filter_map(|value| value.to_str().ok())
             .filter_map(parse_max_age)
             .min();
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| request_error(&error, url))?
-        {
-            if body.len() + chunk.len() > self.max_len {
-                return Err(MetadataDocumentError::TooLarge(self.max_len));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body =
+            read_bounded(&mut response, self.max_len)
+                .await
+                .map_err(|error| match error {
+                    BodyError::TooLarge => MetadataDocumentError::TooLarge(self.max_len),
+                    BodyError::Read(error) => request_error(&error, url),
+                })?;
         Ok(FetchedDocument { body, max_age })
     }
 }

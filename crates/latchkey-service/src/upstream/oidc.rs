@@ -40,6 +40,7 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use super::config::{UpstreamAlgorithm, UpstreamProvider};
+use crate::http_body::{BodyError, read_bounded};
 
 /// How long a discovery document is used before it is fetched again.
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
@@ -242,18 +243,14 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 
 /// Reads a response body up to [`MAX_RESPONSE_BYTES`].
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    read_bounded(&mut response, MAX_RESPONSE_BYTES)
         .await
-        .map_err(|error| format!("reading the answer failed: {}", without_url(&error)))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err("the answer is too large".to_owned());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|error| match error {
+            BodyError::TooLarge => "the answer is too large".to_owned(),
+            BodyError::Read(error) => {
+                format!("reading the answer failed: {}", without_url(&error))
+            }
+        })
 }
 
 /// A reqwest error without its URL (which may carry a code or token in
